@@ -12,6 +12,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def main() -> None:
+    """spacy-nerimb: imbalance-aware NER for spaCy (demo, data and evaluation tools)."""
+
+
 @app.command()
 def demo(
     methods: str = typer.Option("ce,mom", help="Comma-separated methods: ce, wce1, wce2, focal, dice, mom, mom_focal."),

@@ -33,10 +33,10 @@ def log_softmax(xp: Any, logits: Floats2d) -> Floats2d:
 
 
 def annotated_mask(xp: Any, gold: Ints1d) -> Tuple[Any, Ints1d, int]:
-    """``(mask as float, gold with missing ids replaced by 0, annotated count)``."""
+    """``(boolean mask, gold with missing ids replaced by 0, annotated count)``."""
     mask = gold != MISSING
     safe_gold = xp.where(mask, gold, 0)
-    return mask.astype("float32"), safe_gold, int(mask.sum())
+    return mask, safe_gold, int(mask.sum())
 
 
 class TagLoss:
@@ -80,7 +80,7 @@ class TagLoss:
         if n_annotated == 0:
             return xp.zeros_like(logits), 0.0
         values, d_logits = self.token_losses(logits, safe_gold)
-        return self.reduce(values, d_logits, mask / n_annotated)
+        return self.reduce(values, d_logits, mask.astype(logits.dtype) / n_annotated)
 
     @staticmethod
     def reduce(values: Any, d_logits: Floats2d, weights: Any) -> Tuple[Floats2d, float]:
