@@ -33,10 +33,10 @@ def _type_order(label: str) -> tuple:
 def run_demo(
     methods: Sequence[str] = ("ce", "mom"),
     output_dir: Optional[Path] = None,
-    n_train: int = 2000,
-    n_dev: int = 500,
+    n_train: int = 1500,
+    n_dev: int = 300,
     n_test: int = 1000,
-    max_steps: int = 600,
+    max_steps: int = 300,
     seed: int = 0,
 ) -> Dict[str, Dict[str, Any]]:
     """Generate the corpus, train each method on CPU, score on test, print a table."""
@@ -49,7 +49,7 @@ def run_demo(
     results: Dict[str, Dict[str, Any]] = {}
     for i, method in enumerate(methods, 1):
         print(f"[demo] ({i}/{len(methods)}) training {method} for {max_steps} steps ...", flush=True)
-        config = build_config(loss_preset(method), max_steps=max_steps, eval_frequency=200, seed=seed)
+        config = build_config(loss_preset(method), max_steps=max_steps, eval_frequency=100, seed=seed)
         best = train_config(config, work / method, corpus["train"], corpus["dev"])
         nlp = spacy.load(best)
         results[method] = evaluate_model(nlp, read_docs(nlp, corpus["test"]))

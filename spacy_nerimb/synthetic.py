@@ -5,7 +5,8 @@ workflow and tests, so nothing needs a download. The corpus mimics real NER
 imbalance: most sentences have no entity, two frequent types (PERSON, LOC),
 one medium type (ORG) and two rare types (DRUG, VESSEL). Each type has its
 own name morphology and typical contexts, so a model can learn it, but the
-rare types are seen only a handful of times.
+rare types are seen only a handful of times and share contexts or name
+shapes with frequent ones.
 """
 import random
 from typing import Callable, Dict, List, Sequence, Tuple
@@ -33,10 +34,16 @@ _TEMPLATES: List[Tuple[float, str]] = [
     (3.0, "Shares of {ORG} rose sharply after the report ."),
     (2.0, "{PERSON} , a spokesperson for {ORG} , declined to comment ."),
     (2.0, "Heavy rain fell across {LOC} and {LOC} overnight ."),
-    (0.6, "The patient was given {DRUG} twice daily ."),
-    (0.4, "Doctors prescribed {DRUG} after the scan ."),
-    (0.5, "The cargo ship {VESSEL} docked at {LOC} ."),
+    (2.0, "The ferry to {LOC} was cancelled because of the storm ."),
+    (1.5, "{PERSON} was given a medal in {LOC} ."),
+    (0.4, "The patient was given {DRUG} twice daily ."),
+    (0.3, "Doctors prescribed {DRUG} after the scan ."),
+    (0.3, "Sales of {DRUG} rose sharply after the report ."),
+    (0.4, "The cargo ship {VESSEL} docked at {LOC} ."),
     (0.3, "Crew members of the {VESSEL} were rescued ."),
+    (0.3, "The {VESSEL} sailed from {LOC} on Friday ."),
+    (8.0, "The patient was given water and rest ."),
+    (6.0, "The ship sailed on Friday and nobody noticed ."),
     (30.0, "The meeting was postponed until next month ."),
     (20.0, "Prices went up again and nobody was surprised ."),
     (15.0, "It was a quiet day and the streets were empty ."),
@@ -52,12 +59,21 @@ def _word(rng: random.Random, n: int) -> str:
 
 
 def _names(rng: random.Random) -> Dict[str, Callable[[], List[str]]]:
+    """Name makers per type; some names lack their type's tell-tale morphology,
+    so context must decide (a vessel named like a town, a one-word company)."""
+
+    def maybe(p: float, yes: Callable[[], List[str]], no: Callable[[], List[str]]) -> List[str]:
+        return yes() if rng.random() < p else no()
+
+    capital = lambda: [_word(rng, 2).capitalize()]  # noqa: E731
     return {
-        "PERSON": lambda: [rng.choice(_FIRST), _word(rng, 2).capitalize()],
-        "LOC": lambda: [_word(rng, 2).capitalize() + rng.choice(_LOC_SUFFIX)],
-        "ORG": lambda: [_word(rng, 2).capitalize(), rng.choice(_ORG_SUFFIX)],
-        "DRUG": lambda: [_word(rng, 2) + rng.choice(_DRUG_SUFFIX)],
-        "VESSEL": lambda: [rng.choice(_VESSEL_PREFIX), _word(rng, 2).capitalize()],
+        "PERSON": lambda: maybe(0.8, lambda: [rng.choice(_FIRST)] + capital(), capital),
+        "LOC": lambda: maybe(0.7, lambda: [capital()[0] + rng.choice(_LOC_SUFFIX)], capital),
+        "ORG": lambda: maybe(0.6, lambda: capital() + [rng.choice(_ORG_SUFFIX)], capital),
+        "DRUG": lambda: maybe(
+            0.7, lambda: [_word(rng, 2) + rng.choice(_DRUG_SUFFIX)], lambda: [_word(rng, 3)]
+        ),
+        "VESSEL": lambda: maybe(0.4, lambda: [rng.choice(_VESSEL_PREFIX)] + capital(), capital),
     }
 
 
