@@ -21,8 +21,8 @@ def main() -> None:
 def demo(
     methods: str = typer.Option("ce,mom", help="Comma-separated methods: ce, wce1, wce2, focal, dice, mom, mom_focal."),
     output_dir: Optional[Path] = typer.Option(None, help="Where corpus, models and results go (default: a temp dir)."),
-    n_train: int = typer.Option(2000, min=10, help="Synthetic training sentences."),
-    max_steps: int = typer.Option(600, min=1, help="Training steps per method."),
+    n_train: int = typer.Option(1500, min=10, help="Synthetic training sentences."),
+    max_steps: int = typer.Option(300, min=1, help="Training steps per method."),
     seed: int = typer.Option(0, help="Seed for the corpus and training."),
 ) -> None:
     """Train CE and MoM on a synthetic imbalanced corpus (CPU, offline) and compare them."""
@@ -32,13 +32,12 @@ def demo(
     run_demo(names, output_dir=output_dir, n_train=n_train, max_steps=max_steps, seed=seed)
 
 
-def _register_optional_commands() -> None:
-    """Add the command groups of the other modules (data, evaluation, ...)."""
-    try:
-        from . import data_cli
-    except ImportError:  # pragma: no cover - module lands with the data layer
-        return
-    data_cli.register(app)
+def _register_commands() -> None:
+    """Add the command groups of the other modules (data, evaluation, tuning)."""
+    from . import data_cli, eval_cli, tune_cli
+
+    for module in (data_cli, eval_cli, tune_cli):
+        module.register(app)
 
 
-_register_optional_commands()
+_register_commands()

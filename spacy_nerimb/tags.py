@@ -285,3 +285,49 @@ def detect_input_scheme(tag_sequences: Iterable[Sequence[str]]) -> str:
     if prefixes & {"L", "U"}:
         return "BILUO"
     return "IOB1" if i_opens and not b_opens else "IOB2"
+
+
+# --- Two-task rows (AUC-2T: "is inside an entity", "begins an entity") -----------------
+
+
+def two_task_rows(tags: Sequence[str]) -> Tuple[List[int], List[int]]:
+    """Entity and begin rows (1/0 per token) of a tag sequence (any scheme).
+
+    The paper's Figure 1: ``B O O O B I`` -> entity ``1 0 0 0 1 1``, begin
+    ``1 0 0 0 1 0``. Tags are parsed with :func:`tags_to_spans` (so BIO, BILUO,
+    BIOES and its repair rule all work); entity types are ignored.
+    """
+    entity = [0] * len(tags)
+    begin = [0] * len(tags)
+    for start, end, _ in tags_to_spans(tags)[0]:
+        begin[start] = 1
+        entity[start:end] = [1] * (end - start)
+    return entity, begin
+
+
+def two_task_spans(
+    entity: Sequence[bool], begin: Sequence[bool], types: Optional[Sequence[int]] = None
+) -> List[Tuple[int, int]]:
+    """Spans ``(start, end)`` from thresholded two-task rows (paper Algorithm 1).
+
+    entity and begin -> B (starts an entity); entity only -> I (continues the
+    open entity, or starts one when none is open); otherwise O (a begin without
+    entity is O). With ``types`` (one type id per token), an I whose type differs
+    from the open entity's starts a new entity.
+    """
+    spans: List[Tuple[int, int]] = []
+    start: Optional[int] = None
+    for i, is_entity in enumerate(entity):
+        if not is_entity:
+            if start is not None:
+                spans.append((start, i))
+                start = None
+            continue
+        new_type = types is not None and start is not None and types[i] != types[i - 1]
+        if start is None or begin[i] or new_type:
+            if start is not None:
+                spans.append((start, i))
+            start = i
+    if start is not None:
+        spans.append((start, len(entity)))
+    return spans
