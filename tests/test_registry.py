@@ -17,6 +17,7 @@ GROUPS = {
     "spacy_scorers": "scorers",
     "spacy_readers": "readers",
     "spacy_misc": "misc",
+    "spacy_loggers": "loggers",
     "thinc_losses": "losses",
 }
 
