@@ -5,8 +5,8 @@ listener), the same batches and the same machine; rounds are interleaved so
 that load changes hit every pipeline alike, and the median of the rounds is
 reported. Ratios are taken within this one run.
 
-    python benchmarks/speed.py                     # CNN, writes benchmarks/results/speed.{json,md}
-    python benchmarks/speed.py --family minilm     # MiniLM (slow on CPU: fewer batches)
+    python benchmarks/speed.py                     # CNN, writes benchmarks/results/speed_cnn.{json,md}
+    python benchmarks/speed.py --family minilm     # MiniLM (slow on CPU: fewer batches) → speed_minilm.*
 """
 import argparse
 import os

@@ -19,6 +19,7 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from .losses import TagLoss
 from .models import OUTPUT_LAYER
+from .models.tagger import HEAD_REF, TOK2VEC_REF
 from .scoring import score_entities
 from .tags import (
     MISSING,
@@ -130,7 +131,14 @@ class ImbalancedNER(TrainablePipe):
             raise ValueError(f"Invalid entity label {label!r} for '{self.name}': expected a non-empty string.")
         if label in self.cfg["labels"]:
             return 0
-        self._allow_extra_label()
+        if self.cfg["tag_counts"]:
+            # The head is sized for the tag set built at initialize; a new label
+            # would change that width, so it needs a fresh initialize.
+            raise ValueError(
+                f"Cannot add label {label!r} to '{self.name}': it is already initialized "
+                f"with labels {list(self.labels)}. Add the label to "
+                f"[initialize.components.{self.name}.labels] and initialize a new pipeline."
+            )
         self.cfg["labels"].append(label)
         self.vocab.strings.add(label)
         return 1
@@ -156,6 +164,11 @@ class ImbalancedNER(TrainablePipe):
             )
         if head.has_dim("nO") is None:
             head.set_dim("nO", width)
+        # Hook for losses with their own model parameters (the CRF's transition
+        # scores live in the model so the optimiser updates them and they are saved).
+        bind = getattr(self.loss, "bind", None)
+        if bind is not None:
+            bind(self.model)
 
     # -- gold -------------------------------------------------------------------
     def gold_tag_ids(self, examples: Iterable[Example]) -> numpy.ndarray:
@@ -233,9 +246,13 @@ class ImbalancedNER(TrainablePipe):
         if not any(len(eg.predicted) for eg in examples):
             return losses
         set_dropout_rate(self.model, drop)
-        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_scores = self.get_loss(examples, scores)
-        backprop(d_scores)
+        docs = [eg.predicted for eg in examples]
+        if getattr(self.loss, "n_passes", 1) > 1:
+            loss = self._update_passes(examples, docs)
+        else:
+            scores, backprop = self.model.begin_update(docs)
+            loss, d_scores = self.get_loss(examples, scores)
+            backprop(d_scores)
         if sgd not in (None, False):
             self.finish_update(sgd)
         losses[self.name] += loss
@@ -249,12 +266,53 @@ class ImbalancedNER(TrainablePipe):
         flat = ops.flatten(scores)
         gold = ops.asarray1i(self.gold_tag_ids(examples))
         d_flat, loss = self.loss(flat, gold, lengths)
+        self._check_finite(loss)
+        return float(loss), ops.unflatten(d_flat, lengths)
+
+    def _check_finite(self, loss: float) -> None:
         if not numpy.isfinite(loss):
             raise ValueError(
                 f"'{self.name}' got a non-finite loss ({loss}) from "
                 f"{type(self.loss).__name__}; lower the learning rate or check the settings."
             )
-        return float(loss), ops.unflatten(d_flat, lengths)
+
+    def _update_passes(self, examples: List[Example], docs: List[Doc]) -> float:
+        """Forward/backward for a loss that compares several dropout passes (R-Drop).
+
+        With a tok2vec that listens to a shared component (transformer or
+        tok2vec), the shared encoder runs once: only the component's own layers
+        after it (ref ``head``) run once per pass, and the summed gradient goes
+        back to the listener once. Otherwise the whole model runs once per pass.
+        """
+        model, ops = self.model, self.model.ops
+        n_passes = int(self.loss.n_passes)
+        shared = self._listens_to_shared_encoder()
+        if shared:
+            tokvecs, backprop_tokvecs = model.get_ref(TOK2VEC_REF).begin_update(docs)
+            head = model.get_ref(HEAD_REF)
+            runs = [head.begin_update(tokvecs) for _ in range(n_passes)]
+        else:
+            runs = [model.begin_update(docs) for _ in range(n_passes)]
+        lengths = ops.asarray1i([s.shape[0] for s in runs[0][0]])
+        gold = ops.asarray1i(self.gold_tag_ids(examples))
+        d_flats, loss = self.loss.passes([ops.flatten(s) for s, _ in runs], gold, lengths)
+        self._check_finite(loss)
+        d_inputs = [bp(ops.unflatten(d, lengths)) for (_, bp), d in zip(runs, d_flats)]
+        if shared:
+            backprop_tokvecs([sum(parts[1:], parts[0]) for parts in zip(*d_inputs)])
+        return float(loss)
+
+    def _listens_to_shared_encoder(self) -> bool:
+        """Whether the model's tok2vec holds a listener (spaCy or spacy-transformers)."""
+        if not (self.model.has_ref(TOK2VEC_REF) and self.model.has_ref(HEAD_REF)):
+            if any(hasattr(node, "upstream_name") for node in self.model.walk()):
+                raise ValueError(
+                    f"{type(self.loss).__name__} runs several passes; with a shared encoder "
+                    f"the model of '{self.name}' must name its own layers 'tok2vec' and "
+                    "'head' (spacy-nerimb.TokenTagger.v1 does)."
+                )
+            return False
+        return any(hasattr(node, "upstream_name") for node in self.model.get_ref(TOK2VEC_REF).walk())
 
     # -- prediction ---------------------------------------------------------------
     def predict(self, docs: Iterable[Doc]) -> List[numpy.ndarray]:

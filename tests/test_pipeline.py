@@ -6,6 +6,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc
 from spacy.training import Example
+from spacy.util import fix_random_seed
 
 from spacy_nerimb.pipeline import ImbalancedNER
 from spacy_nerimb.synthetic import synthetic_docs
@@ -21,6 +22,7 @@ TEXTS = [
 
 
 def train_nlp(loss=None, scheme="BILUO", n_docs=300, epochs=4, seed=0):
+    fix_random_seed(seed)
     nlp = spacy.blank("en")
     config = {"scheme": scheme}
     if loss is not None:
@@ -42,7 +44,7 @@ def train_nlp(loss=None, scheme="BILUO", n_docs=300, epochs=4, seed=0):
 
 @pytest.fixture(scope="module")
 def trained():
-    return train_nlp()
+    return train_nlp(epochs=8)
 
 
 def ents_of(nlp, texts=TEXTS):
@@ -174,7 +176,7 @@ def test_head_width_mismatch_names_both_settings():
     nlp = spacy.blank("en")
     nlp.add_pipe("imbalanced_ner", name="ner", config={"model": {"nO": 3}})
     docs = synthetic_docs(nlp.vocab, 20, seed=2)
-    with pytest.raises(ValueError, match="needs a head of width \d+ \(softmax head.*nO = 3"):
+    with pytest.raises(ValueError, match=r"needs a head of width \d+ \(softmax head.*nO = 3"):
         nlp.initialize(lambda: [Example(nlp.make_doc(d.text), d) for d in docs])
 
 
@@ -187,3 +189,10 @@ def test_bad_scheme_is_rejected():
 def test_component_class_is_exported():
     nlp = spacy.blank("en")
     assert isinstance(nlp.add_pipe("imbalanced_ner"), ImbalancedNER)
+
+
+def test_adding_a_label_after_initialize_is_a_clear_error(trained):
+    ner = trained[1]
+    with pytest.raises(ValueError, match="Cannot add label 'ALIEN'.*already initialized"):
+        ner.add_label("ALIEN")
+    assert "ALIEN" not in ner.labels
