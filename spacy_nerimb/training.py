@@ -29,6 +29,16 @@ LOSS_PRESETS: Dict[str, Dict[str, Any]] = {
         "lam": 0.175,
         "base": {"@losses": "spacy-nerimb.Focal.v1", "gamma": 2.0},
     },
+    "auc2t": {"@losses": "spacy-nerimb.AUC2T.v1"},
+    "comauc2t": {"@losses": "spacy-nerimb.CompositionalAUC2T.v1"},
+    "crf": {"@losses": "spacy-nerimb.CRF.v1"},
+    "crf_focal_rdrop": {
+        "@losses": "spacy-nerimb.RDrop.v1",
+        "loss": {
+            "@losses": "spacy-nerimb.CRF.v1",
+            "emission_loss": {"@losses": "spacy-nerimb.Focal.v1", "gamma": 2.0},
+        },
+    },
 }
 
 

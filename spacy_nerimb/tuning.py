@@ -49,13 +49,6 @@ RESAMPLED_READER = "spacy-nerimb.ResampledCorpus.v1"
 RESAMPLING_METHODS = ("none", "sC", "sCR", "sCRD", "nsCRD")
 COMPONENT_FACTORY = "imbalanced_ner"
 
-# Loss families by short name: the presets of training.py plus the losses that
-# other modules register (offered only when their registry name resolves).
-EXTRA_LOSSES: Dict[str, Dict[str, Any]] = {
-    "auc2t": {"@losses": "spacy-nerimb.AUC2T.v1"},
-    "cauc2t": {"@losses": "spacy-nerimb.CompositionalAUC2T.v1"},
-    "crf": {"@losses": "spacy-nerimb.CRF.v1"},
-}
 # Modules whose import registers optional functions (when the entry point is missing).
 _OPTIONAL_MODULES = {
     "losses": ("spacy_nerimb.losses", "spacy_nerimb.losses.auc", "spacy_nerimb.losses.crf"),
@@ -129,14 +122,12 @@ def method_loss(name: str) -> Optional[Dict[str, Any]]:
     """The loss block of a known method name, or ``None``."""
     if name in LOSS_PRESETS:
         return json.loads(json.dumps(LOSS_PRESETS[name]))
-    if name in EXTRA_LOSSES:
-        return dict(EXTRA_LOSSES[name])
     return None
 
 
 def available_methods() -> List[str]:
     """Method names whose losses are registered in this installation."""
-    names = list(LOSS_PRESETS) + list(EXTRA_LOSSES)
+    names = list(LOSS_PRESETS)
     return [n for n in names if all(registered("losses", f) for f in _loss_functions(method_loss(n)))]
 
 
@@ -315,7 +306,7 @@ class SearchSpace:
             if loss is None:
                 loss = method_loss(name)
                 if loss is None:
-                    known = ", ".join(list(LOSS_PRESETS) + list(EXTRA_LOSSES))
+                    known = ", ".join(LOSS_PRESETS)
                     raise TuningError(
                         f"{where}: unknown method; use one of {known}, or give a 'loss' block "
                         '(e.g. loss: {"@losses": "spacy-nerimb.Focal.v1"})'

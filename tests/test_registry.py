@@ -7,8 +7,12 @@ import sys
 from importlib.metadata import entry_points
 
 import pytest
+import spacy
+from spacy.training import Example
 
 from conftest import REPO_ROOT
+from spacy_nerimb.losses.base import TagLoss
+from spacy_nerimb.training import LOSS_PRESETS, loss_preset
 
 # entry-point group -> registry name in spacy.util.registry
 GROUPS = {
@@ -98,3 +102,17 @@ def test_loss_configs_resolve(loss):
 
     resolved = registry.resolve({"loss": loss})["loss"]
     assert type(resolved).__name__ == loss["@losses"].split(".")[1]
+
+
+
+@pytest.mark.parametrize("method", sorted(LOSS_PRESETS))
+def test_every_loss_preset_builds_and_trains_a_component(method):
+    """Each short method name (CLI, tuning, benchmarks) resolves to a working component."""
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("imbalanced_ner", config={"loss": loss_preset(method)})
+    assert isinstance(ner.loss, TagLoss)
+    eg = Example.from_dict(nlp.make_doc("Anna met Bo ."), {"entities": [(0, 4, "PER"), (9, 11, "PER")]})
+    optimizer = nlp.initialize(lambda: [eg])
+    losses = nlp.update([eg], sgd=optimizer)
+    assert losses[ner.name] > 0
+    assert all(e.label_ == "PER" for e in nlp("Anna met Bo .").ents)
