@@ -39,6 +39,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from spacy_nerimb.util import machine_info  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -78,17 +79,7 @@ def data_dir() -> Path:
     return Path(os.environ.get("NERIMB_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
-def machine() -> Dict[str, Any]:
-    cpu = ""
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    import spacy
-
-    return {"nproc": os.cpu_count(), "cpu_model": cpu, "python": platform.python_version(),
-            "spacy": spacy.__version__, "gpu": None}
+machine = machine_info  # the facts recorded with the results
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -133,7 +124,9 @@ def make_docs(vocab: Any, sentences: Sequence[Sentence], typeless: bool) -> List
 # -- one run -------------------------------------------------------------------------------
 
 
-def build_nlp(family: str, loss: Dict[str, Any], seed: int, budget: Dict[str, Any]):
+def build_nlp(family: str, loss: Dict[str, Any], seed: int, budget: Dict[str, Any],
+              overrides: Optional[Dict[str, Any]] = None):
+    """A pipeline of the family; ``overrides`` maps dotted config paths to values (MiniLM only)."""
     import spacy
     from thinc.api import Config
 
@@ -150,6 +143,12 @@ def build_nlp(family: str, loss: Dict[str, Any], seed: int, budget: Dict[str, An
         schedule["warmup_steps"] = max(1, budget["steps"] // 10)
         schedule["total_steps"] = budget["steps"]
         schedule["initial_rate"] = budget["learn_rate"]
+        for dotted, value in (overrides or {}).items():
+            *parents, key = dotted.split(".")
+            block = config
+            for part in parents:
+                block = block[part]
+            block[key] = value
     return spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
 
 
@@ -169,6 +168,31 @@ def score(docs: List[Any], gold: List[Any], ner: Any, scores: List[Any]) -> Dict
     ner.set_annotations(docs, ner.loss.decode(scores))
     s = score_entities([Example(d, g) for d, g in zip(docs, gold)])
     return {k: round(float(s[f"ents_{k}"]), 4) for k in ("p", "r", "f", "macro_p", "macro_r", "macro_f")}
+
+
+def train_steps(nlp: Any, optimizer: Any, examples: Sequence[Any], budget: Dict[str, Any], seed: int,
+                pool: Optional[Sequence[int]] = None) -> List[float]:
+    """``budget["steps"]`` updates of ``budget["batch"]`` examples drawn from ``pool`` (indices
+    into ``examples``, default all; repeats allowed, e.g. a resampled list) in seeded shuffled
+    passes; the per-step losses of the ``ner`` component."""
+    pool = list(range(len(examples))) if pool is None else list(pool)
+    rng = random.Random(seed)
+    order: List[int] = []
+    losses_hist: List[float] = []
+    for _ in range(budget["steps"]):
+        if len(order) < budget["batch"]:
+            more = list(pool)
+            rng.shuffle(more)
+            order.extend(more)
+        batch = [examples[i] for i in order[: budget["batch"]]]
+        del order[: budget["batch"]]
+        losses: Dict[str, float] = {}
+        nlp.update(batch, sgd=optimizer, drop=budget["dropout"], losses=losses)
+        # advance the learning-rate schedule as `spacy train` does after each step (the MiniLM
+        # config warms up from 0; the CNN budgets' rate is constant)
+        optimizer.step_schedules()
+        losses_hist.append(float(losses.get("ner", 0.0)))
+    return losses_hist
 
 
 def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
@@ -195,19 +219,7 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     examples = [Example(Doc(nlp.vocab, words=[t.text for t in d]), d) for d in train_docs]
     start = time.perf_counter()
     optimizer = nlp.initialize(lambda: examples)
-    rng = random.Random(seed)
-    order: List[int] = []
-    losses_hist: List[float] = []
-    for step in range(budget["steps"]):
-        if len(order) < budget["batch"]:
-            more = list(range(len(examples)))
-            rng.shuffle(more)
-            order.extend(more)
-        batch = [examples[i] for i in order[: budget["batch"]]]
-        del order[: budget["batch"]]
-        losses: Dict[str, float] = {}
-        nlp.update(batch, sgd=optimizer, drop=budget["dropout"], losses=losses)
-        losses_hist.append(losses.get("ner", 0.0))
+    losses_hist = train_steps(nlp, optimizer, examples, budget, seed)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     ner = nlp.get_pipe("ner")

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from spacy_nerimb.corpora import convert, load_docbin  # noqa: E402
 from spacy_nerimb.training import evaluate_model  # noqa: E402
-from spacy_nerimb.util import DATA_DIR_ENV, markdown_table, write_json_atomic, write_text_atomic  # noqa: E402
+from spacy_nerimb.util import machine_info, DATA_DIR_ENV, markdown_table, write_json_atomic, write_text_atomic  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = [  # (name, config, the paper's Table 3 dev F1 for the same step)
@@ -51,19 +51,7 @@ SPLITS = {"train": "weiboNER_2nd_conll.train", "dev": "weiboNER_2nd_conll.dev",
           "test": "weiboNER_2nd_conll.test"}
 
 
-def machine() -> Dict[str, Any]:
-    import torch
-
-    cpu = ""
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-    return {"nproc": os.cpu_count(), "cpu_model": cpu, "python": platform.python_version(),
-            "spacy": spacy.__version__, "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "load_avg_1min_at_start": load}
+machine = machine_info  # the facts recorded with the results
 
 
 def convert_weibo(data_dir: Path, work_dir: Path) -> Dict[str, Path]:
@@ -157,7 +145,7 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
     m = meta["machine"]
     text = [
         "# CRF / BiLSTM / R-Drop ablation on Weibo NER (character level, CNN tok2vec, CPU)\n",
-        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), load average {m['load_avg_1min_at_start']} "
+        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), load average {m['load_average_1_5_15_at_start'][0]} "
         f"at start (shared machine), torch {m['torch']} with {m['torch_threads']} thread(s), "
         f"spaCy {m['spacy']}. {meta['steps']} update steps per run (~1000 characters per batch, "
         f"about {meta['epochs']:.1f} epochs), seeds {meta['seeds']}, scores with averaged weights "

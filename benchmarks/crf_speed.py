@@ -127,7 +127,7 @@ def main() -> None:
             for n, r in results.items()]
     text = "\n".join([
         "# CRF head vs softmax head: speed with the same tok2vec (CPU)\n",
-        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), load average {m['load_avg_1min_at_start']} "
+        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), load average {m['load_average_1_5_15_at_start'][0]} "
         f"at start (shared machine); spaCy {m['spacy']}. Same CNN tok2vec and starting weights, "
         f"Weibo batches of ~{words:.0f} characters, {args.warmup} warm-up + {args.batches} timed "
         "batches, pipelines interleaved per batch; medians; ratios from this one run.\n",

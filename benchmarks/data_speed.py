@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-from spacy_nerimb.util import default_data_dir, markdown_table, write_json_atomic, write_text_atomic
+from spacy_nerimb.util import machine_info, default_data_dir, markdown_table, write_json_atomic, write_text_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("sC", "sCR", "sCRD", "nsCRD")
@@ -53,20 +53,7 @@ print(json.dumps({"examples": n, "tracemalloc_peak_mb": peak,
 """
 
 
-def machine() -> Dict[str, Any]:
-    """CPU count and model, Python version (the numbers depend on them)."""
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu_model": model, "gpu": "none",
-            "python": platform.python_version(), "platform": platform.platform(),
-            "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            "note": "shared machine: other processes may have run at the same time"}
+machine = machine_info  # the facts recorded with the results
 
 
 def time_conversion(csv_path: Path, out: Path, repeats: int) -> List[float]:
@@ -165,8 +152,9 @@ def to_markdown(r: Dict[str, Any]) -> str:
     ]
     return (
         "# Data-layer speed on GMB (1,048,575 tokens, 47,959 sentences)\n\n"
-        f"Machine: {m['nproc']} CPU(s), {m['cpu_model']}, no GPU, Python {m['python']} ({m['note']}"
-        + (f"; load average at the end {m['load_average_1_5_15'][0]:.1f}" if m.get("load_average_1_5_15") else "")
+        f"Machine: {m['nproc']} CPU(s), {m['cpu_model']}, no GPU, Python {m['python']} (shared machine: other processes may have run at the same time"
+        + (f"; load average at the start {m['load_average_1_5_15_at_start'][0]:.1f}"
+           if m.get("load_average_1_5_15_at_start") else "")
         + ").\n\n"
         f"## GMB CSV -> DocBin\n\n{', '.join(f'{t:.1f}' for t in r['conversion_seconds'])} s "
         f"(median {r['conversion_seconds_median']:.1f} s; requirement < 30 s).\n\n"

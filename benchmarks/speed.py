@@ -25,7 +25,7 @@ from thinc.api import fix_random_seed
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from spacy_nerimb.synthetic import synthetic_docs  # noqa: E402
 from spacy_nerimb.training import LOSS_PRESETS  # noqa: E402
-from spacy_nerimb.util import markdown_table, write_json_atomic, write_text_atomic  # noqa: E402
+from spacy_nerimb.util import machine_info, markdown_table, write_json_atomic, write_text_atomic  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # R-Drop runs two forward/backward passes per step by design (2x): timed in crf_ablation.
@@ -46,15 +46,7 @@ LISTENER = {
 }
 
 
-def machine() -> Dict[str, Any]:
-    cpu = ""
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {"cpus": os.cpu_count(), "cpu_model": cpu, "python": platform.python_version(),
-            "spacy": spacy.__version__, "gpu": None}
+machine = machine_info  # the facts recorded with the results
 
 
 def available_losses() -> Dict[str, Dict[str, Any]]:
@@ -103,22 +95,34 @@ def batches_of(examples: List[Example], words: int) -> List[List[Example]]:
     return out
 
 
-def time_training(nlp, batches, optimizer) -> float:
+def train_step_seconds(nlp, batch, optimizer) -> float:
     start = time.perf_counter()
-    n_words = 0
-    for batch in batches:
-        nlp.update(batch, sgd=optimizer, drop=0.1)
-        n_words += sum(len(eg.predicted) for eg in batch)
-    return n_words / (time.perf_counter() - start)
+    nlp.update(batch, sgd=optimizer, drop=0.1)
+    return time.perf_counter() - start
 
 
-def time_inference(nlp, texts, batch_size) -> float:
-    docs = [nlp.make_doc(t) for t in texts]
-    n_words = sum(len(d) for d in docs)
+def inference_seconds(nlp, docs, batch_size) -> float:
     start = time.perf_counter()
     for _ in nlp.pipe(docs, batch_size=batch_size):
         pass
-    return n_words / (time.perf_counter() - start)
+    return time.perf_counter() - start
+
+
+def loss_seconds(nlp, batch, repeats: int = 7, number: int = 10) -> float:
+    """Best-of-``repeats`` time of one ``get_loss`` call on fixed scores (loss + gradient only).
+
+    The minimum over repeats is the least noisy estimate on a shared machine, and
+    the loss is the only part of a training step that differs between losses.
+    """
+    ner = next(pipe for _, pipe in nlp.pipeline if type(pipe).__name__ == "ImbalancedNER")
+    scores = ner.model.predict([eg.predicted for eg in batch])
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(number):
+            ner.get_loss(batch, scores)
+        best = min(best, (time.perf_counter() - start) / number)
+    return best
 
 
 def main() -> None:
@@ -158,37 +162,74 @@ def main() -> None:
         prepared[name] = (nlp, optimizer, batches[3 : 3 + n_batches])
         print(f"prepared {name}", flush=True)
 
+    # Interleaved batch by batch (random order each time), so a change of load on
+    # the machine hits every pipeline alike; words/s per round = words / summed time.
+    infer_docs = [vocab_nlp.make_doc(t) for t in texts]
+    infer_words = sum(len(d) for d in infer_docs)
+    infer_chunks = [infer_docs[i : i + args.infer_batch_size] for i in range(0, len(infer_docs), args.infer_batch_size)]
     train_wps: Dict[str, List[float]] = {name: [] for name in prepared}
     infer_wps: Dict[str, List[float]] = {name: [] for name in prepared}
+    step_seconds: Dict[str, List[float]] = {name: [] for name in prepared}
     order = list(prepared)
+    rng = random.Random(0)
     for round_ in range(args.rounds):
-        random.Random(round_).shuffle(order)
-        for name in order:
-            nlp, optimizer, batches = prepared[name]
-            train_wps[name].append(time_training(nlp, batches, optimizer))
-            infer_wps[name].append(time_inference(nlp, texts, args.infer_batch_size))
+        train_time = {name: 0.0 for name in prepared}
+        train_words = {name: 0 for name in prepared}
+        for i in range(n_batches):
+            rng.shuffle(order)
+            for name in order:
+                nlp, optimizer, batches = prepared[name]
+                batch = batches[i % len(batches)]
+                train_time[name] += train_step_seconds(nlp, batch, optimizer)
+                train_words[name] += sum(len(eg.predicted) for eg in batch)
+        infer_time = {name: 0.0 for name in prepared}
+        for chunk in infer_chunks:
+            rng.shuffle(order)
+            for name in order:
+                nlp = prepared[name][0]
+                infer_time[name] += inference_seconds(nlp, [nlp.make_doc(d.text) for d in chunk], args.infer_batch_size)
+        for name in prepared:
+            train_wps[name].append(train_words[name] / train_time[name])
+            step_seconds[name].append(train_time[name] / n_batches)
+            infer_wps[name].append(infer_words / infer_time[name])
         print(f"round {round_ + 1}/{args.rounds} done", flush=True)
 
+    loss_s = {name: loss_seconds(prepared[name][0], prepared[name][2][0])
+              for name in prepared if name.startswith("imbalanced_ner")}
     med_train = {k: statistics.median(v) for k, v in train_wps.items()}
     med_infer = {k: statistics.median(v) for k, v in infer_wps.items()}
-    ce_train = med_train["imbalanced_ner ce"]
-    ner_infer = med_infer["spaCy ner"]
+    med_step = {k: statistics.median(v) for k, v in step_seconds.items()}
+    ce = "imbalanced_ner ce"
+    ce_train, ner_infer, ce_loss = med_train[ce], med_infer["spaCy ner"], loss_s[ce]
     rows = []
     for name in prepared:
+        loss_cols = ["–", "–"]
+        if name in loss_s:
+            loss_cols = [f"{1000 * loss_s[name]:.2f}", f"{100 * (loss_s[name] - ce_loss) / med_step[ce]:+.1f}"]
         rows.append([name, f"{med_train[name]:,.0f}", f"{100 * (ce_train / med_train[name] - 1):+.1f}",
-                     f"{med_infer[name]:,.0f}", f"{med_infer[name] / ner_infer:.2f}"])
-    header = ["pipeline", "train words/s", "train time vs CE (%)", "infer words/s", "infer vs spaCy ner (×)"]
+                     *loss_cols, f"{med_infer[name]:,.0f}", f"{med_infer[name] / ner_infer:.2f}"])
+    header = ["pipeline", "train words/s", "train time vs CE (%)", "loss + gradient (ms/batch)",
+              "loss overhead vs CE (% of a CE step)", "infer words/s", "infer vs spaCy ner (×)"]
     table = markdown_table(header, rows)
     info = machine()
     result = {"family": args.family, "machine": info, "rounds": args.rounds, "timed_batches": n_batches,
               "batch_words": batch_words, "infer_batch_size": args.infer_batch_size,
               "train_words_per_s": train_wps, "infer_words_per_s": infer_wps,
-              "median_train_words_per_s": med_train, "median_infer_words_per_s": med_infer}
+              "train_step_seconds": step_seconds, "loss_seconds_per_batch": loss_s,
+              "median_train_words_per_s": med_train, "median_infer_words_per_s": med_infer,
+              "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:])}
     RESULTS.mkdir(exist_ok=True)
     write_json_atomic(RESULTS / f"speed_{args.family}.json", result)
-    note = (f"Machine: {info['cpus']} CPUs ({info['cpu_model']}), no GPU; spaCy {info['spacy']}. "
+    note = (f"Machine: {info['nproc']} CPUs ({info['cpu_model']}), no GPU, shared with other jobs "
+            f"(load average {info['load_average_1_5_15_at_start'][0]} at the end); spaCy {info['spacy']}. "
+            f"Command: `{result['command']}`. "
             f"{args.family.upper()} tok2vec, {n_batches} timed batches of ~{batch_words} words per round, "
-            f"{args.rounds} interleaved rounds, median; inference `nlp.pipe` batch_size={args.infer_batch_size}.\n\n")
+            f"{args.rounds} rounds, pipelines interleaved batch by batch, median of rounds; inference "
+            f"`nlp.pipe` batch_size={args.infer_batch_size}.\n\n"
+            "Whole-step ratios carry the machine's load noise (WCE-1 and WCE-2 run the same code). "
+            "The loss columns time `get_loss` alone on fixed scores of one batch (best of 7 × 10 calls): "
+            "the only part of a step that differs between losses; its overhead is expressed as a share "
+            "of the median CE training step.\n\n")
     write_text_atomic(RESULTS / f"speed_{args.family}.md", note + table)
     print(note + table)
 

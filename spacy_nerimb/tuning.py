@@ -608,6 +608,19 @@ def redact(url: str) -> str:
     return url
 
 
+SCHEMA_RACE_RETRIES = 5
+
+
+def is_schema_creation_race(err: BaseException) -> bool:
+    """Whether opening a storage failed because another worker created the same tables first.
+
+    Workers started together on a fresh database all try to create Optuna's schema; all but
+    one fail on a duplicate type or table. Opening again then finds the schema in place.
+    """
+    text = str(err).lower()
+    return "already exists" in text or "duplicate key" in text or "uniqueviolation" in text
+
+
 def open_storage(url: str, heartbeat: int = 60) -> Any:
     """An Optuna RDB storage with heartbeats: a worker that dies leaves a trial that the
     next worker fails and queues again (``RetryHeartbeatStaleTrialCallback``)."""
@@ -629,22 +642,29 @@ def open_storage(url: str, heartbeat: int = 60) -> Any:
             callback = {"heartbeat_stale_trial_callback": retry(max_retry=1)}
         else:
             callback = {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)}
-        try:
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=2 * heartbeat, **callback
-            )
-        except ModuleNotFoundError as err:
-            raise TuningError(
-                f"--storage {redact(url)}: the database driver is missing ({err.name}); for "
-                "PostgreSQL: pip install 'psycopg[binary]' (or psycopg2-binary with postgresql+psycopg2://…)"
-            ) from None
-        except ImportError as err:
-            raise TuningError(
-                f"--storage {redact(url)}: cannot load the database driver ({err}); for PostgreSQL: "
-                "pip install 'psycopg[binary]' (or psycopg2-binary with postgresql+psycopg2://…)"
-            ) from None
-        except Exception as err:
-            raise TuningError(f"--storage {redact(url)}: cannot open the study storage: {err}") from None
+        for attempt in range(SCHEMA_RACE_RETRIES + 1):
+            try:
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                    **callback,
+                )
+            except ModuleNotFoundError as err:
+                raise TuningError(
+                    f"--storage {redact(url)}: the database driver is missing ({err.name}); for "
+                    "PostgreSQL: pip install 'psycopg[binary]' (or psycopg2-binary with postgresql+psycopg2://…)"
+                ) from None
+            except ImportError as err:
+                raise TuningError(
+                    f"--storage {redact(url)}: cannot load the database driver ({err}); for PostgreSQL: "
+                    "pip install 'psycopg[binary]' (or psycopg2-binary with postgresql+psycopg2://…)"
+                ) from None
+            except Exception as err:
+                if attempt < SCHEMA_RACE_RETRIES and is_schema_creation_race(err):
+                    # another worker is creating the tables of a fresh database right now
+                    time.sleep(0.5 * (attempt + 1))
+                    continue
+                raise TuningError(f"--storage {redact(url)}: cannot open the study storage: {err}") from None
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def load_study(storage: Any, study_name: str) -> Any:

@@ -4,7 +4,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, List, Sequence, Union
+from typing import Any, Dict, Iterator, List, Sequence, Union
 
 PathLike = Union[str, Path]
 
@@ -59,3 +59,29 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines.append("|" + "|".join("---" for _ in header) + "|")
     lines.extend("| " + " | ".join(cell(v) for v in row) + " |" for row in rows)
     return "\n".join(lines) + "\n"
+
+
+def machine_info() -> Dict[str, Any]:
+    """Facts about this machine that benchmark numbers depend on (recorded with results)."""
+    import platform
+
+    import spacy
+    import thinc
+    import torch
+
+    cpu_model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    return {
+        "nproc": os.cpu_count(), "cpu_model": cpu_model, "gpu": gpu,
+        "python": platform.python_version(), "platform": platform.platform(),
+        "spacy": spacy.__version__, "thinc": thinc.__version__, "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "load_average_1_5_15_at_start": load,
+    }

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc
 from spacy.training import Example
-from thinc.api import registry
+from thinc.api import fix_random_seed, registry
 
 from spacy_nerimb.losses import (
     AUC2T,
@@ -490,7 +490,8 @@ def test_spacy_train_auc2t_config_saves_a_model_that_reloads_identically(tmp_pat
     assert there["scores"] == here["scores"]
 
 
-def train_in_process(loss, n_docs=200, epochs=3, typeless=False):
+def train_in_process(loss, n_docs=200, epochs=3, typeless=False, seed=0):
+    fix_random_seed(seed)  # the result must not depend on the tests that ran before
     nlp = spacy.blank("en")
     nlp.add_pipe("imbalanced_ner", name="ner", config={"loss": loss})
     docs = synthetic_docs(nlp.vocab, n_docs, seed=4)

@@ -16,6 +16,7 @@ never on the loss, so a pipeline deserialises before its loss is bound:
 from io import BytesIO
 from typing import Any, Callable, List, Optional, Tuple
 
+import numpy
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -30,6 +31,15 @@ HEAD_REF = "head"
 BILSTM_REF = "bilstm"
 CRF_LAYER = "crf"
 CRF_PARAMS = ("transitions", "start", "end")
+HEAD_INIT_STD = 0.02
+
+
+def normal_head_init(ops: Any, shape: Tuple[int, ...]) -> Floats2d:
+    """N(0, 0.02) weights drawn from numpy's global generator (seeded by ``fix_random_seed``)."""
+    return ops.asarray(numpy.random.normal(0.0, HEAD_INIT_STD, shape), dtype="float32")
+
+
+OUTPUT_INITS = {"zeros": zero_init, "normal": normal_head_init}
 
 
 @registry.architectures("spacy-nerimb.TokenTagger.v1")
@@ -40,6 +50,7 @@ def build_token_tagger(
     bilstm_width: int = 128,
     bilstm_dropout: float = 0.0,
     bilstm_skip: bool = True,
+    output_init: str = "zeros",
 ) -> Model[List[Doc], List[Floats2d]]:
     """Token vectors from any tok2vec (CNN or transformer listener) → logits.
 
@@ -58,6 +69,13 @@ def build_token_tagger(
     see docs/crf.md), ``bilstm_skip = false`` is the plain BiLSTM → linear of
     the BiLSTM-CRF papers. The input width is read from the token vectors at
     ``initialize``, so any tok2vec works.
+
+    ``output_init`` sets the emission layer's initial weights: ``"zeros"``
+    (spaCy's choice for a tok2vec trained from scratch) or ``"normal"``
+    (N(0, 0.02), as Hugging Face token-classification heads). Behind a
+    pre-trained transformer use ``"normal"``: with zero weights no gradient
+    reaches the encoder until the head has grown, and short fine-tuning budgets
+    end in an all-``O`` model (docs/transformers.md).
     """
     def number(value: object) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -71,13 +89,15 @@ def build_token_tagger(
         ("bilstm_dropout", bilstm_dropout, number(bilstm_dropout) and 0 <= bilstm_dropout < 1,
          "a rate in [0, 1)"),
         ("bilstm_skip", bilstm_skip, isinstance(bilstm_skip, bool), "true or false"),
+        ("output_init", output_init, output_init in OUTPUT_INITS,
+         " or ".join(repr(name) for name in OUTPUT_INITS)),
     ):
         if not ok:
             raise ValueError(
                 f"spacy-nerimb.TokenTagger.v1: {setting} = {value!r}; expected {rule}."
             )
     bilstm_depth, bilstm_width = int(bilstm_depth), int(bilstm_width)
-    output_layer = Linear(nO=nO, init_W=zero_init)
+    output_layer = Linear(nO=nO, init_W=OUTPUT_INITS[output_init])
     output_layer.name = OUTPUT_LAYER
     emissions = with_array(output_layer)
     bilstm = None

