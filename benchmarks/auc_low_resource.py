@@ -79,7 +79,6 @@ def data_dir() -> Path:
     return Path(os.environ.get("NERIMB_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
-machine = machine_info  # the facts recorded with the results
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -626,7 +625,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                   f"{r['scores']} train {r['train_seconds']}s", flush=True)
     wall = time.perf_counter() - start
     results.sort(key=lambda r: (r["family"], r["corpus"], r["mode"], r["n"], r["partition"], r["method"]))
-    meta = {"machine": machine(), "wall_seconds": round(wall, 1),
+    meta = {"machine": machine_info(), "wall_seconds": round(wall, 1),
             "minilm_feature_seconds": round(feature_s, 1), "jobs": args.jobs,
             "families": args.families, "family_notes": {f: FAMILY_NOTES[f] for f in args.families},
             "corpora": args.corpora, "sizes": args.sizes, "partitions": args.partitions,

@@ -51,7 +51,6 @@ SPLITS = {"train": "weiboNER_2nd_conll.train", "dev": "weiboNER_2nd_conll.dev",
           "test": "weiboNER_2nd_conll.test"}
 
 
-machine = machine_info  # the facts recorded with the results
 
 
 def convert_weibo(data_dir: Path, work_dir: Path) -> Dict[str, Path]:
@@ -174,7 +173,7 @@ def main() -> None:
     wanted = args.variants.split(",")
     paths = convert_weibo(args.data_dir, args.work_dir)
     n_train_chars = sum(len(d) for d in load_docbin(paths["train"]).get_docs(spacy.blank("zh").vocab))
-    meta: Dict[str, Any] = {"machine": machine(), "steps": args.steps, "seeds": seeds,
+    meta: Dict[str, Any] = {"machine": machine_info(), "steps": args.steps, "seeds": seeds,
                             "data": "zh-weibo (weiboNER_2nd_conll train/dev/test)",
                             "train_chars": n_train_chars}
     started = time.time()

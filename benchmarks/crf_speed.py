@@ -34,9 +34,9 @@ from thinc.api import fix_random_seed
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from crf_ablation import convert_weibo, machine  # noqa: E402
+from crf_ablation import convert_weibo  # noqa: E402
 from spacy_nerimb.corpora import load_docbin  # noqa: E402
-from spacy_nerimb.util import DATA_DIR_ENV, markdown_table, write_json_atomic, write_text_atomic  # noqa: E402
+from spacy_nerimb.util import DATA_DIR_ENV, machine_info, markdown_table, write_json_atomic, write_text_atomic  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADS = {
@@ -116,7 +116,7 @@ def main() -> None:
     checks = {what: {"limit": limit, "ratio": results["CRF"][f"{what}_ratio"],
                      "passed": results["CRF"][f"{what}_ratio"] <= limit}
               for what, limit in LIMITS.items()}
-    meta = {"machine": machine(), "batches_timed": args.batches, "warmup": args.warmup,
+    meta = {"machine": machine_info(), "batches_timed": args.batches, "warmup": args.warmup,
             "mean_chars_per_batch": round(words, 1), "data": "zh-weibo train, character level",
             "tok2vec": "configs/zh-cnn-ce.cfg (HashEmbedCNN width 96, depth 4), no BiLSTM"}
     write_json_atomic(args.out.with_suffix(".json"), {"meta": meta, "results": results, "checks": checks})

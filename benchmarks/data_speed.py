@@ -53,7 +53,6 @@ print(json.dumps({"examples": n, "tracemalloc_peak_mb": peak,
 """
 
 
-machine = machine_info  # the facts recorded with the results
 
 
 def time_conversion(csv_path: Path, out: Path, repeats: int) -> List[float]:
@@ -123,7 +122,7 @@ def main() -> None:
         baseline_mem = probe_memory("baseline", docbin, Path(tmp) / "unused")
         input_mb = docbin.stat().st_size / 2**20
     result = {
-        "machine": machine(),
+        "machine": machine_info(),
         "corpus": {"path": str(csv_path), "tokens": 1048575, "sentences": 47959, "docbin_mb": input_mb},
         "conversion_seconds": conversion,
         "conversion_seconds_median": statistics.median(conversion),

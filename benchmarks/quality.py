@@ -234,10 +234,11 @@ def run_one(job: Dict[str, Any]) -> Dict[str, Any]:
     optimizer = nlp.initialize(lambda: examples)
     if spec.get("head_init") == "normal(0, 0.02)":
         from spacy_nerimb.models import OUTPUT_LAYER
+        from spacy_nerimb.models.tagger import HEAD_INIT_STD
 
         out = next(layer for layer in nlp.get_pipe("ner").model.walk() if layer.name == OUTPUT_LAYER)
         W = out.get_param("W")
-        out.set_param("W", out.ops.asarray(numpy.random.default_rng(seed).normal(0.0, 0.02, W.shape),
+        out.set_param("W", out.ops.asarray(numpy.random.default_rng(seed).normal(0.0, HEAD_INIT_STD, W.shape),
                                            dtype="float32"))
     losses_hist = alr.train_steps(nlp, optimizer, examples, budget, seed, pool)
     result["train_seconds"] = round(time.perf_counter() - start, 1)
@@ -716,7 +717,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                    "learn_rate": args.hf_learn_rate},
     }
     command = "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    machine = alr.machine()
+    from spacy_nerimb.util import machine_info
+
+    machine = machine_info()
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     start = time.perf_counter()
     corpus_sizes = load_corpora(args.corpora + (["wnut17"] if args.hf and "wnut17" not in args.corpora else []))

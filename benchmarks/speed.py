@@ -46,7 +46,6 @@ LISTENER = {
 }
 
 
-machine = machine_info  # the facts recorded with the results
 
 
 def available_losses() -> Dict[str, Dict[str, Any]]:
@@ -211,7 +210,7 @@ def main() -> None:
     header = ["pipeline", "train words/s", "train time vs CE (%)", "loss + gradient (ms/batch)",
               "loss overhead vs CE (% of a CE step)", "infer words/s", "infer vs spaCy ner (×)"]
     table = markdown_table(header, rows)
-    info = machine()
+    info = machine_info()
     result = {"family": args.family, "machine": info, "rounds": args.rounds, "timed_batches": n_batches,
               "batch_words": batch_words, "infer_batch_size": args.infer_batch_size,
               "train_words_per_s": train_wps, "infer_words_per_s": infer_wps,
@@ -221,7 +220,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     write_json_atomic(RESULTS / f"speed_{args.family}.json", result)
     note = (f"Machine: {info['nproc']} CPUs ({info['cpu_model']}), no GPU, shared with other jobs "
-            f"(load average {info['load_average_1_5_15_at_start'][0]} at the end); spaCy {info['spacy']}. "
+            f"(load average {info['load_average_1_5_15_at_start'][0]} at the start); spaCy {info['spacy']}. "
             f"Command: `{result['command']}`. "
             f"{args.family.upper()} tok2vec, {n_batches} timed batches of ~{batch_words} words per round, "
             f"{args.rounds} rounds, pipelines interleaved batch by batch, median of rounds; inference "
