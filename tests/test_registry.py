@@ -23,6 +23,8 @@ GROUPS = {
     "spacy_misc": "misc",
     "spacy_loggers": "loggers",
     "thinc_losses": "losses",
+    "thinc_layers": "layers",
+    "thinc_optimizers": "optimizers",
 }
 
 
