@@ -41,7 +41,7 @@ MINILM_TRANSFORMER = {
 LISTENER = {
     "@architectures": "spacy-transformers.TransformerListener.v1",
     "grad_factor": 1.0,
-    "pooling": {"@layers": "reduce_mean.v1"},
+    "pooling": {"@layers": "spacy-nerimb.reduce_first_piece.v1"},  # as the shipped transformer configs
     "upstream": "*",
 }
 
