@@ -722,29 +722,27 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
                                 f"{cmp(diagnostic, 'hf_minilm_ce')}; micro "
                                 f"{cmp(diagnostic, 'hf_minilm_ce', 'micro_f')})")
         peers = [p for p in PEERS if p in rows]
-        if peers:
+
+        def verdict(method: str) -> str:
+            """Whether ``method`` beats every peer's macro F1 significantly (paired, p < 0.05)."""
             beats = []
             for peer in peers:
-                c = comp.get((best, peer, "macro_f")) or versus_rows(rows, best, peer)
+                c = comp.get((method, peer, "macro_f")) or versus_rows(rows, method, peer)
                 beats.append(c is not None and c["delta"] > 0 and c["p"] is not None and c["p"] < 0.05)
-            verdict = ("beats every peer's macro F1 significantly (p < 0.05)" if all(beats) else
-                       "does **not** beat every peer's macro F1 significantly (p < 0.05 not reached "
-                       "for " + ", ".join(f"`{p}`" for p, ok in zip(peers, beats) if not ok) + ")")
-            text.append(f". Verdict: our best CNN method here, `{best}`, {verdict}")
+            if all(beats):
+                return "beats every peer's macro F1 significantly (p < 0.05)"
+            return ("does **not** beat every peer's macro F1 significantly (p < 0.05 not reached for "
+                    + ", ".join(f"`{p}`" for p, ok in zip(peers, beats) if not ok) + ")")
+
+        if peers:
+            text.append(f". Verdict: our best CNN method here, `{best}`, {verdict(best)}")
             if "hf_minilm_ce" in peers:
                 text.append(" (note: `hf_minilm_ce` has a pre-trained MiniLM encoder, our CNN methods a "
                             "CNN trained from scratch on the n sentences)")
         best_minilm = item.get("best_minilm_method_by_macro_mean")
         if best_minilm and peers:
-            beats = []
-            for peer in peers:
-                c = comp.get((best_minilm, peer, "macro_f"))
-                beats.append(c is not None and c["delta"] > 0 and c["p"] is not None and c["p"] < 0.05)
-            verdict = ("beats every peer's macro F1 significantly (p < 0.05)" if all(beats) else
-                       "does **not** beat every peer's macro F1 significantly (p < 0.05 not reached "
-                       "for " + ", ".join(f"`{p}`" for p, ok in zip(peers, beats) if not ok) + ")")
             text.append(f". Verdict for MiniLM: our best MiniLM method here, `{best_minilm}` "
-                        f"{_ms(rows[best_minilm]['macro_f'])}, {verdict} (vs `hf_minilm_ce`: "
+                        f"{_ms(rows[best_minilm]['macro_f'])}, {verdict(best_minilm)} (vs `hf_minilm_ce`: "
                         f"{cmp(best_minilm, 'hf_minilm_ce')}; vs `spacy_ner`: {cmp(best_minilm, 'spacy_ner')})")
         out.append("".join(text) + ".\n")
     if meta.get("owed"):
