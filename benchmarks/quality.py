@@ -61,7 +61,11 @@ CORPUS_FILES = {
     # appended after the first two so their partition and run seeds (corpus index) stay the same
     "anatem": {"train": "anatem/train.tsv", "test": "anatem/test.tsv"},
     "bc5cdr": {"train": "bc5cdr/train.tsv", "test": "bc5cdr/test.tsv"},
+    # one character per token (the reader strips the word-segmentation digit of each line)
+    "weibo": {"train": "zh-weibo/weiboNER_2nd_conll.train", "test": "zh-weibo/weiboNER_2nd_conll.test"},
 }
+# sizes of corpora too small for --sizes: 3 disjoint partitions of 500 need 1,500 of Weibo's 1,350
+CORPUS_SIZES = {"weibo": [400, 200]}
 GMB_SPLIT_SEED = 2024
 TEST_SEED = 7  # the fixed test sample (auc_low_resource's seed)
 PARTITION_SEED = 1000  # low_resource_partitions(seed=PARTITION_SEED + corpus offset)
@@ -119,14 +123,20 @@ HF_METHODS = {
     "minilm_ce_first_piece_bio": {"kind": "nerimb_minilm", "loss": "ce", "resample": None,
                                   "lr_schedule": "stepped", "core_only": True,
                                   "overrides": {**FIRST_PIECE, "components.ner.scheme": "BIO"}},
+    # ... the CRF head with BIO tags (added after the n = 200 results: CRF and BIO each helped there)
+    "minilm_crf_first_piece_bio": {"kind": "nerimb_minilm", "loss": "crf", "resample": None,
+                                   "lr_schedule": "stepped", "core_only": True,
+                                   "overrides": {**FIRST_PIECE, "components.ner.scheme": "BIO"}},
     # ... and the HF loop with thinc's clipping (each parameter's gradient norm at 0.1)
     "hf_minilm_ce_param_clip": {"kind": "hf", "loss": None, "resample": None, "clip": "per_parameter_0.1"},
 }
 # the MiniLM methods run on the extra grids of --hf-core (the peer, our CE and CRF, one diagnostic)
-HF_CORE = ("hf_minilm_ce", "minilm_ce_first_piece", "minilm_crf_first_piece", "minilm_ce_first_piece_bio")
+HF_CORE = ("hf_minilm_ce", "minilm_ce_first_piece", "minilm_crf_first_piece")
+# ... and rows that run only where --hf-core-extra names them (the BIO rows)
+HF_CORE_EXTRA = tuple(m for m, spec in HF_METHODS.items() if spec.get("core_only"))
 # our MiniLM methods (not the diagnostics that revert a setting)
 MINILM_OURS = ("minilm_ce", *(f"minilm_{loss}" for loss in MINILM_LOSSES), "minilm_ce_first_piece",
-               "minilm_crf_first_piece")
+               "minilm_crf_first_piece", "minilm_crf_first_piece_bio")
 PEERS = ("spacy_ner", "hf_minilm_ce")
 MINILM = tuple(HF_METHODS)
 # paired baseline of each row: the first of these that the (corpus, n) grid has; default ("ce",)
@@ -161,6 +171,8 @@ NOTES = {
     "minilm_crf_first_piece": "minilm_crf with word = its first word piece (spacy-nerimb.reduce_first_piece.v1)",
     "minilm_ce_first_piece_bio": "diagnostic: minilm_ce_first_piece with BIO tags (as the HF peer) "
                                  "instead of BILUO",
+    "minilm_crf_first_piece_bio": "minilm_crf_first_piece with BIO tags instead of BILUO (chosen after "
+                                  "the n = 200 rows of minilm_ce_first_piece_bio and minilm_crf_first_piece)",
     "hf_minilm_ce_param_clip": "diagnostic: hf_minilm_ce with thinc's clipping (each parameter's "
                                "gradient norm clipped at 0.1, as minilm_ce) instead of the global norm at 1.0",
 }
@@ -168,11 +180,12 @@ BUDGET_NOTE = (
     "the grid grew in steps, each sized to the wall time left in a working session on the 2 shared "
     "cores (the resume log below lists them). With 2 parallel jobs one CNN run (200 steps × 16, 1000 "
     "test sentences) takes 10–30 s (about twice that for R-Drop's two passes), one MiniLM run 3–5 min "
-    "(ours) or 5–6 min (Hugging Face): 17 CNN methods × 4 corpora × 2 sizes × 3 partitions ≈ 1.5 h, "
-    "the MiniLM rows ≈ 6 h in all. Some runs of 2026-12-04 shared the 2 cores with a second "
+    "(ours) or 5–6 min (Hugging Face): 17 CNN methods × 5 corpora × 2 sizes × 3 partitions ≈ 2 h, "
+    "the MiniLM rows ≈ 8 h in all. Some runs of 2026-12-04 shared the 2 cores with a second "
     "invocation (3–4 processes), so their `train s` is inflated; scores do not depend on it.")
-OWED = ("Weibo in this grid (its CNN ablation of CRF, BiLSTM and R-Drop is `crf_ablation.md`); MiniLM on "
-        "GMB, AnatEM and BC5CDR; the full training sets on a GPU machine — not run within the time budget.")
+OWED = ("MiniLM on Weibo (all-MiniLM-L6-v2 is an English encoder) and at n = 200 on GMB, AnatEM and "
+        "BC5CDR; the MiniLM methods other than CE and CRF outside WNUT-17; the full training sets on a GPU "
+        "machine — not run within the time budget.")
 # slowest first, so the two workers finish together
 COST = {"crf_focal_rdrop": 0, "comauc2t": 1, "crf": 2, "auc2t": 3, "spacy_ner": 4}
 
@@ -325,11 +338,13 @@ def run_hf(job: Dict[str, Any]) -> Dict[str, Any]:
         path, num_labels=len(tag_names), id2label=dict(enumerate(tag_names)),
         label2id=index, hidden_dropout_prob=budget["dropout"])
 
-    def encode(batch):
+    def encode(batch, with_gold: bool = True):
+        """Word pieces of a batch; gold tag ids on each word's first piece (training batches only:
+        a test sentence may hold a type that the n training sentences lack)."""
         enc = tokenizer([list(w) for w, _ in batch], is_split_into_words=True, truncation=True,
                         max_length=256, padding=True, return_tensors="pt")
         gold = torch.full(enc["input_ids"].shape, -100, dtype=torch.long)
-        for b, (words, spans) in enumerate(batch):
+        for b, (words, spans) in enumerate(batch if with_gold else ()):
             tags = spans_to_tags(len(words), spans, "BIO")
             previous = None
             for j, w in enumerate(enc.word_ids(b)):
@@ -377,7 +392,7 @@ def run_hf(job: Dict[str, Any]) -> Dict[str, Any]:
     with torch.no_grad():
         for i in range(0, len(test), 64):
             batch = test[i : i + 64]
-            enc, _ = encode(batch)
+            enc, _ = encode(batch, with_gold=False)
             best = model(**enc).logits.argmax(-1)
             for b, (words, _) in enumerate(batch):
                 tags = ["O"] * len(words)
@@ -447,25 +462,38 @@ def make_jobs(args: argparse.Namespace, budgets: Dict[str, Dict[str, Any]]) -> L
     from spacy_nerimb.samplers import low_resource_partitions
 
     jobs = []
-    grids = [(c, n, args.methods, budgets["cnn"]) for c in args.corpora for n in args.sizes]
+    grids = [(c, n, args.methods, budgets["cnn"]) for c in args.corpora
+             for n in args.corpus_sizes.get(c, args.sizes)]
     if args.hf:
         main_grid = [m for m, spec in HF_METHODS.items() if not spec.get("core_only")]
         grids += [("wnut17", n, main_grid, budgets["minilm"]) for n in args.hf_sizes]
-        grids += [(c, n, list(HF_CORE), budgets["minilm"]) for c, n in args.hf_core]
+        extra_rows = dict(args.hf_core_extra)
+        grids += [(c, n, list(HF_CORE) + extra_rows.get((c, n), []), budgets["minilm"], k)
+                  for c, n, k in args.hf_core]
     extra = set(args.hf_more_partitions_methods) if args.hf else set()
-    for corpus, n, methods, budget in grids:
+    row_partitions = {(c, n, m): k for (c, n, k), rows in args.hf_row_partitions for m in rows} if args.hf else {}
+    for corpus, n, methods, budget, *grid_partitions in grids:
         n_train = len(alr.read_split(corpus, "train"))
         n_test = len(alr.read_split(corpus, "test"))
         test_idx = alr.sample_indices(n_test, min(args.test_size, n_test), seed=TEST_SEED)
         offset = list(CORPUS_FILES).index(corpus)
-        k = max(args.partitions, args.hf_partitions) if extra & set(methods) else args.partitions
+
+        def partitions_of(method: str) -> int:
+            """How many partitions this grid trains ``method`` on (the options, most specific first)."""
+            if (corpus, n, method) in row_partitions:  # --hf-row-partitions
+                return row_partitions[(corpus, n, method)]
+            if grid_partitions and grid_partitions[0]:  # CORPUS:N:K of --hf-core: every row on K
+                return grid_partitions[0]
+            return max(args.partitions, args.hf_partitions) if method in extra else args.partitions
+
+        k = max(partitions_of(m) for m in methods)
         # disjoint partitions are chunks of one seeded permutation: the first ones do not
         # depend on k, so extra partitions extend the same grid
         parts = low_resource_partitions(n_train, n, k, seed=PARTITION_SEED + offset)
         for p, idx in enumerate(parts):
             seed = PARTITION_SEED * (offset + 1) + 10 * n + p  # init + batch order, same for all methods
             for method in methods:
-                if p >= args.partitions and method not in extra:
+                if p >= partitions_of(method):
                     continue
                 spec = {**METHODS, **HF_METHODS}[method]
                 jobs.append({"corpus": corpus, "n": n, "partition": p, "method": method,
@@ -625,24 +653,34 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
            f"`spacy_nerimb.corpora.split_indices(seed={GMB_SPLIT_SEED})`" if "gmb" in meta["corpus_sizes"] else "")
         + ". Sentences: "
         + "; ".join(f"{c} train {v['train']}, test {v['test']}" for c, v in meta["corpus_sizes"].items())
-        + f". Training sets: {meta['partitions']} disjoint partitions of n ∈ {meta['sizes']} sentences "
+        + f". Training sets: {meta['partitions']} disjoint partitions of n ∈ {meta['sizes']} sentences"
+        + "".join(f" ({c}: n ∈ {v})" for c, v in meta.get("corpus_sizes_override", {}).items()
+                  if c in meta["corpus_sizes"])
+        + " "
         f"(`spacy_nerimb.samplers.low_resource_partitions`, seed {PARTITION_SEED} + corpus index)"
         + (f"; the MiniLM methods {', '.join(f'`{m}`' for m in meta['hf_more_partitions_methods'])} "
            f"also on partitions {meta['partitions']}–{meta['hf_partitions'] - 1} of the same permutation"
            if meta.get("hf_more_partitions_methods") and meta.get("hf_partitions", 0) > meta["partitions"] else "")
         + (f"; the MiniLM grid of WNUT-17 n = 500 runs every MiniLM method, the grids "
-           f"{', '.join(f'`{g}`' for g in meta['hf_core'])} only {', '.join(f'`{m}`' for m in HF_CORE)}"
+           f"{', '.join(f'`{g}`' for g in meta['hf_core'])} (CORPUS:N[:partitions]) only "
+           f"{', '.join(f'`{m}`' for m in HF_CORE)}"
+           + "".join(f"; on `{g}` also {', '.join(f'`{m}`' for m in rows)}"
+                     for g, rows in meta.get("hf_core_extra", {}).items())
            if meta.get("hf_core") else "")
-        + f". Test: a fixed sample of {meta['test_size']} test sentences (seed {TEST_SEED}).\n",
+        + f". Test: a fixed sample of {meta['test_size']} test sentences (the whole test set where it is smaller; "
+        f"seed {TEST_SEED}).\n",
         "- **Model**: `imbalanced_ner` (BILUO, constrained Viterbi decoding) on spaCy's `HashEmbedCNN.v2` "
         "(width 96, depth 4, embed 2000, window 1, maxout 3, subword features), trained from scratch; the "
         "peer `spacy_ner` is spaCy's transition-based `ner` with the identical tok2vec settings "
-        "(checked per run: `tok2vec` in the JSON).\n",
+        "(checked per run: `tok2vec` in the JSON)"
+        + ("; on Weibo every token is one character (the segmentation digit stripped), embedded by the "
+           "same CNN (its NORM, PREFIX, SUFFIX and SHAPE features of a character)" if "weibo" in meta["corpus_sizes"]
+           else "") + ".\n",
         "- **Scores**: strict span F1 from `spacy_nerimb.evaluation.score_docs`: macro = mean over entity "
         "types, micro = over all spans. Cells: mean ± sd over partitions; Δ and p: paired over partitions "
         "vs CE (`spacy_nerimb.evaluation.paired_t_test`, two-sided, "
-        f"{meta['partitions'] - 1} degrees of freedom — with {meta['partitions']} partitions only large, "
-        "consistent differences reach p < 0.05).\n",
+        "k − 1 degrees of freedom for k common partitions: 2 in the CNN tables, 2 or 5 in the MiniLM ones "
+        "— with 3 partitions only large, consistent differences reach p < 0.05).\n",
         f"- **Best combination chosen a priori**: `{BEST}` (MoM(CE) on sCR-resampled sentences).\n",
     ]
     out.append("\nMethods: " + "; ".join(f"`{k}` {v}" for k, v in NOTES.items()
@@ -752,20 +790,61 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
     return "".join(out)
 
 
-def corpus_size(text: str) -> tuple:
-    """``CORPUS:N`` of ``--hf-core`` → ``(corpus, n)``."""
-    corpus, _, n = text.partition(":")
-    if corpus not in CORPUS_FILES or not n.isdigit() or int(n) < 1:
+def corpus_grid(text: str) -> tuple:
+    """``CORPUS:N[:K]`` of ``--hf-core`` → ``(corpus, n, k)``; k = 0 when not given."""
+    corpus, n, *rest = text.split(":") + ([] if ":" in text else [""])
+    k = rest[0] if rest else "0"
+    if (corpus not in CORPUS_FILES or not n.isdigit() or int(n) < 1 or len(rest) > 1
+            or not k.isdigit() or (rest and int(k) < 1)):
         raise argparse.ArgumentTypeError(
-            f"expected CORPUS:N with CORPUS one of {', '.join(CORPUS_FILES)} and N a positive "
-            f"number of sentences, got {text!r}")
-    return corpus, int(n)
+            f"expected CORPUS:N or CORPUS:N:K with CORPUS one of {', '.join(CORPUS_FILES)}, N a positive "
+            f"number of sentences and K a positive number of partitions, got {text!r}")
+    return corpus, int(n), int(k)
+
+
+def corpus_size_list(text: str) -> tuple:
+    """``CORPUS:N,N`` of ``--corpus-sizes`` → ``(corpus, [n, ...])``."""
+    corpus, _, sizes = text.partition(":")
+    values = sizes.split(",")
+    if corpus not in CORPUS_FILES or not all(v.isdigit() and int(v) > 0 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected CORPUS:N[,N...] with CORPUS one of {', '.join(CORPUS_FILES)} and each N a "
+            f"positive number of sentences, got {text!r}")
+    return corpus, [int(v) for v in values]
+
+
+def grid_row_partitions(text: str) -> tuple:
+    """``CORPUS:N:K=METHOD[,METHOD]`` of ``--hf-row-partitions`` → ``((corpus, n, k), [method, ...])``."""
+    grid, _, methods = text.partition("=")
+    corpus, n, k = corpus_grid(grid)
+    rows = [m for m in methods.split(",") if m]
+    unknown = [m for m in rows if m not in HF_METHODS]
+    if not k or not rows or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected CORPUS:N:K=METHOD[,METHOD] with K partitions and METHOD one of the MiniLM rows "
+            f"({', '.join(HF_METHODS)}), got {text!r}")
+    return (corpus, n, k), rows
+
+
+def grid_rows(text: str) -> tuple:
+    """``CORPUS:N=METHOD[,METHOD]`` of ``--hf-core-extra`` → ``((corpus, n), [method, ...])``."""
+    grid, _, methods = text.partition("=")
+    corpus, n, k = corpus_grid(grid)
+    rows = [m for m in methods.split(",") if m]
+    unknown = [m for m in rows if m not in HF_CORE_EXTRA]
+    if k or not rows or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected CORPUS:N=METHOD[,METHOD] with METHOD one of {', '.join(HF_CORE_EXTRA)}, got {text!r}")
+    return (corpus, n), rows
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpora", nargs="+", default=list(CORPUS_FILES), choices=list(CORPUS_FILES))
     parser.add_argument("--sizes", nargs="+", type=int, default=[500, 200])
+    parser.add_argument("--corpus-sizes", nargs="+", type=corpus_size_list, default=[], metavar="CORPUS:N,N",
+                        help="sizes of one corpus instead of --sizes (default: "
+                             + " ".join(f"{c}:{','.join(map(str, v))}" for c, v in CORPUS_SIZES.items()) + ")")
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch", type=int, default=16)
@@ -781,8 +860,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         help="more partitions (total) for the MiniLM methods in --hf-more-partitions-methods")
     parser.add_argument("--hf-more-partitions-methods", nargs="+", default=[], choices=list(HF_METHODS),
                         help="MiniLM methods that also train on the partitions beyond --partitions")
-    parser.add_argument("--hf-core", nargs="+", type=corpus_size, default=[], metavar="CORPUS:N",
-                        help=f"more MiniLM grids (e.g. gmb:500 wnut17:200) with only {', '.join(HF_CORE)}")
+    parser.add_argument("--hf-core", nargs="+", type=corpus_grid, default=[], metavar="CORPUS:N[:K]",
+                        help=f"more MiniLM grids (e.g. gmb:500:3 wnut17:200) with only {', '.join(HF_CORE)}; "
+                             "K partitions for every method (default: --partitions, more for "
+                             "--hf-more-partitions-methods)")
+    parser.add_argument("--hf-core-extra", nargs="+", type=grid_rows, default=[], metavar="CORPUS:N=METHOD,...",
+                        help=f"rows that a --hf-core grid also runs (of {', '.join(HF_CORE_EXTRA)})")
+    parser.add_argument("--hf-row-partitions", nargs="+", type=grid_row_partitions, default=[],
+                        metavar="CORPUS:N:K=METHOD,...",
+                        help="K partitions for these rows of a MiniLM grid (e.g. a confirmation on new partitions)")
     parser.add_argument("--hf-learn-rate", type=float, default=1e-4,
                         help="peak learning rate of both MiniLM runs (auc_low_resource's 'minilm' budget)")
     parser.add_argument("--work", default=os.environ.get("NERIMB_QUALITY_WORK", "/tmp/nerimb-quality"),
@@ -795,6 +881,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         help="rebuild summary and Markdown from the runs in --output .json (no training); "
                              "the measured command, wall time and machine of that file are kept")
     args = parser.parse_args(argv)
+    args.corpus_sizes = {**CORPUS_SIZES, **dict(args.corpus_sizes)}
     if args.report_only:
         report_only(args, "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv))
         return
@@ -811,11 +898,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     machine = machine_info()
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     start = time.perf_counter()
-    hf_corpora = (["wnut17"] + [c for c, _ in args.hf_core]) if args.hf else []
+    unknown = {grid for grid, _ in args.hf_core_extra} - {(c, n) for c, n, _ in args.hf_core}
+    if unknown:
+        parser.error("--hf-core-extra names grids that --hf-core does not: "
+                     + ", ".join(f"{c}:{n}" for c, n in sorted(unknown)))
+    hf_corpora = (["wnut17"] + [c for c, _, _ in args.hf_core]) if args.hf else []
     corpus_sizes = load_corpora(list(dict.fromkeys(args.corpora + hf_corpora)))
     jobs = make_jobs(args, budgets)
     print(f"{len(jobs)} runs ({len(args.methods)} CNN methods × {len(args.corpora)} corpora × "
-          f"{len(args.sizes)} sizes × {args.partitions} partitions{' + MiniLM peers' if args.hf else ''}); "
+          f"{len(args.sizes)} sizes (per-corpus: {args.corpus_sizes}) × {args.partitions} partitions{' + MiniLM peers' if args.hf else ''}); "
           f"data read in {time.perf_counter() - start:.0f} s", flush=True)
     results = []
     with get_context("fork").Pool(max(1, args.jobs)) as pool:
@@ -843,9 +934,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         "run_seconds_total": round(sum(r.get("wall_seconds", 0.0) for r in results), 1),
         "corpora": args.corpora, "corpus_files": {c: CORPUS_FILES[c] for c in corpus_sizes},
         "corpus_sizes": corpus_sizes, "gmb_split_seed": GMB_SPLIT_SEED, "sizes": args.sizes,
+        "corpus_sizes_override": {c: v for c, v in args.corpus_sizes.items() if c in args.corpora},
         "partitions": args.partitions, "partition_seed": PARTITION_SEED, "test_size": args.test_size,
         "hf_partitions": args.hf_partitions, "hf_more_partitions_methods": args.hf_more_partitions_methods,
-        "hf_core": [f"{c}:{n}" for c, n in args.hf_core] if args.hf else [],
+        "hf_core": [f"{c}:{n}" + (f":{k}" if k else "") for c, n, k in args.hf_core] if args.hf else [],
+        "hf_row_partitions": {f"{c}:{n}:{k}": rows for (c, n, k), rows in args.hf_row_partitions}
+        if args.hf else {},
+        "hf_core_extra": {f"{c}:{n}": rows for (c, n), rows in args.hf_core_extra} if args.hf else {},
         "test_seed": TEST_SEED, "budgets": budgets if args.hf else {"cnn": budgets["cnn"]},
         "methods": {m: {**({**METHODS, **HF_METHODS}[m]), "note": NOTES[m],
                         "loss_config": loss_config({**METHODS, **HF_METHODS}[m]["loss"])

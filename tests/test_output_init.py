@@ -69,8 +69,8 @@ def test_unknown_output_init_is_rejected_with_the_choices():
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.cfg")), ids=lambda p: p.name)
 def test_transformer_configs_use_the_fine_tuning_settings(path):
     """Every config with a transformer listener starts its head at N(0, 0.02), clips at 0.1 per
-    parameter and pools each word's first word piece; the CNN configs keep spaCy's zero start
-    (docs/transformers.md)."""
+    parameter, pools each word's first word piece and tags with BIO; the CNN configs keep
+    spaCy's zero start (docs/transformers.md)."""
     config = Config().from_disk(path, interpolate=False)
     tok2vec = config["components"]["ner"]["model"]["tok2vec"]
     is_transformer = "Transformer" in str(tok2vec.get("@architectures", ""))
@@ -79,5 +79,6 @@ def test_transformer_configs_use_the_fine_tuning_settings(path):
         assert model.get("output_init") == "normal"
         assert config["training"]["optimizer"]["grad_clip"] == pytest.approx(0.1)
         assert tok2vec["pooling"] == {"@layers": "spacy-nerimb.reduce_first_piece.v1"}
+        assert config["components"]["ner"]["scheme"] == "BIO"
     else:
         assert model.get("output_init", "zeros") == "zeros"
