@@ -462,17 +462,18 @@ def make_jobs(args: argparse.Namespace, budgets: Dict[str, Dict[str, Any]]) -> L
     from spacy_nerimb.samplers import low_resource_partitions
 
     jobs = []
-    grids = [(c, n, args.methods, budgets["cnn"]) for c in args.corpora
+    # (corpus, n, methods, budget, partitions of every row or 0 for the per-method defaults)
+    grids = [(c, n, args.methods, budgets["cnn"], 0) for c in args.corpora
              for n in args.corpus_sizes.get(c, args.sizes)]
     if args.hf:
         main_grid = [m for m, spec in HF_METHODS.items() if not spec.get("core_only")]
-        grids += [("wnut17", n, main_grid, budgets["minilm"]) for n in args.hf_sizes]
+        grids += [("wnut17", n, main_grid, budgets["minilm"], 0) for n in args.hf_sizes]
         extra_rows = dict(args.hf_core_extra)
         grids += [(c, n, list(HF_CORE) + extra_rows.get((c, n), []), budgets["minilm"], k)
                   for c, n, k in args.hf_core]
     extra = set(args.hf_more_partitions_methods) if args.hf else set()
     row_partitions = {(c, n, m): k for (c, n, k), rows in args.hf_row_partitions for m in rows} if args.hf else {}
-    for corpus, n, methods, budget, *grid_partitions in grids:
+    for corpus, n, methods, budget, grid_partitions in grids:
         n_train = len(alr.read_split(corpus, "train"))
         n_test = len(alr.read_split(corpus, "test"))
         test_idx = alr.sample_indices(n_test, min(args.test_size, n_test), seed=TEST_SEED)
@@ -482,8 +483,8 @@ def make_jobs(args: argparse.Namespace, budgets: Dict[str, Dict[str, Any]]) -> L
             """How many partitions this grid trains ``method`` on (the options, most specific first)."""
             if (corpus, n, method) in row_partitions:  # --hf-row-partitions
                 return row_partitions[(corpus, n, method)]
-            if grid_partitions and grid_partitions[0]:  # CORPUS:N:K of --hf-core: every row on K
-                return grid_partitions[0]
+            if grid_partitions:  # CORPUS:N:K of --hf-core: every row on K
+                return grid_partitions
             return max(args.partitions, args.hf_partitions) if method in extra else args.partitions
 
         k = max(partitions_of(m) for m in methods)
