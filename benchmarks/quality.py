@@ -667,6 +667,8 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
            f"{', '.join(f'`{m}`' for m in HF_CORE)}"
            + "".join(f"; on `{g}` also {', '.join(f'`{m}`' for m in rows)}"
                      for g, rows in meta.get("hf_core_extra", {}).items())
+           + "".join(f"; on `{g.rsplit(':', 1)[0]}` {', '.join(f'`{m}`' for m in rows)} on {g.rsplit(':', 1)[1]} "
+                     "partitions" for g, rows in meta.get("hf_row_partitions", {}).items())
            if meta.get("hf_core") else "")
         + f". Test: a fixed sample of {meta['test_size']} test sentences (the whole test set where it is smaller; "
         f"seed {TEST_SEED}).\n",
@@ -680,7 +682,7 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
         "- **Scores**: strict span F1 from `spacy_nerimb.evaluation.score_docs`: macro = mean over entity "
         "types, micro = over all spans. Cells: mean ± sd over partitions; Δ and p: paired over partitions "
         "vs CE (`spacy_nerimb.evaluation.paired_t_test`, two-sided, "
-        "k − 1 degrees of freedom for k common partitions: 2 in the CNN tables, 2 or 5 in the MiniLM ones "
+        "k − 1 degrees of freedom for k common partitions: 2 in the CNN tables, 2, 5 or 8 in the MiniLM ones "
         "— with 3 partitions only large, consistent differences reach p < 0.05).\n",
         f"- **Best combination chosen a priori**: `{BEST}` (MoM(CE) on sCR-resampled sentences).\n",
     ]
