@@ -816,28 +816,29 @@ def corpus_size_list(text: str) -> tuple:
     return corpus, [int(v) for v in values]
 
 
-def grid_row_partitions(text: str) -> tuple:
-    """``CORPUS:N:K=METHOD[,METHOD]`` of ``--hf-row-partitions`` → ``((corpus, n, k), [method, ...])``."""
+def _grid_with_rows(text: str, allowed: Sequence[str], with_partitions: bool) -> tuple:
+    """``CORPUS:N[:K]=METHOD[,METHOD]`` → ``(corpus, n, k, [method, ...])``; K required iff
+    ``with_partitions``, each METHOD one of ``allowed``."""
     grid, _, methods = text.partition("=")
     corpus, n, k = corpus_grid(grid)
     rows = [m for m in methods.split(",") if m]
-    unknown = [m for m in rows if m not in HF_METHODS]
-    if not k or not rows or unknown:
+    if bool(k) != with_partitions or not rows or any(m not in allowed for m in rows):
+        form = "CORPUS:N:K" if with_partitions else "CORPUS:N"
         raise argparse.ArgumentTypeError(
-            f"expected CORPUS:N:K=METHOD[,METHOD] with K partitions and METHOD one of the MiniLM rows "
-            f"({', '.join(HF_METHODS)}), got {text!r}")
+            f"expected {form}=METHOD[,METHOD]{' with K partitions' if with_partitions else ''} and METHOD "
+            f"one of {', '.join(allowed)}, got {text!r}")
+    return corpus, n, k, rows
+
+
+def grid_row_partitions(text: str) -> tuple:
+    """``CORPUS:N:K=METHOD[,METHOD]`` of ``--hf-row-partitions`` → ``((corpus, n, k), [method, ...])``."""
+    corpus, n, k, rows = _grid_with_rows(text, list(HF_METHODS), with_partitions=True)
     return (corpus, n, k), rows
 
 
 def grid_rows(text: str) -> tuple:
     """``CORPUS:N=METHOD[,METHOD]`` of ``--hf-core-extra`` → ``((corpus, n), [method, ...])``."""
-    grid, _, methods = text.partition("=")
-    corpus, n, k = corpus_grid(grid)
-    rows = [m for m in methods.split(",") if m]
-    unknown = [m for m in rows if m not in HF_CORE_EXTRA]
-    if k or not rows or unknown:
-        raise argparse.ArgumentTypeError(
-            f"expected CORPUS:N=METHOD[,METHOD] with METHOD one of {', '.join(HF_CORE_EXTRA)}, got {text!r}")
+    corpus, n, _, rows = _grid_with_rows(text, HF_CORE_EXTRA, with_partitions=False)
     return (corpus, n), rows
 
 
