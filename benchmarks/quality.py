@@ -140,7 +140,7 @@ MINILM_OURS = ("minilm_ce", *(f"minilm_{loss}" for loss in MINILM_LOSSES), "mini
 PEERS = ("spacy_ner", "hf_minilm_ce")
 MINILM = tuple(HF_METHODS)
 # paired baseline of each row: the first of these that the (corpus, n) grid has; default ("ce",)
-MINILM_BASELINES = ("minilm_ce", "minilm_ce_first_piece")
+MINILM_BASELINES = ("minilm_ce", "minilm_ce_first_piece", "minilm_ce_first_piece_bio")
 BASELINE = {m: tuple(b for b in MINILM_BASELINES if b != m) for m in HF_METHODS}
 BASELINE["minilm_ce"] = ()
 NOTES = {
@@ -471,7 +471,9 @@ def make_jobs(args: argparse.Namespace, budgets: Dict[str, Dict[str, Any]]) -> L
         extra_rows = dict(args.hf_core_extra)
         grids += [(c, n, list(HF_CORE) + extra_rows.get((c, n), []), budgets["minilm"], k)
                   for c, n, k in args.hf_core]
+        grids += [(c, n, rows, budgets["minilm"], k) for (c, n, k), rows in args.hf_grid]
     extra = set(args.hf_more_partitions_methods) if args.hf else set()
+    planned = set()  # (corpus, n, partition, method) already in jobs
     row_partitions = {(c, n, m): k for (c, n, k), rows in args.hf_row_partitions for m in rows} if args.hf else {}
     for corpus, n, methods, budget, grid_partitions in grids:
         n_train = len(alr.read_split(corpus, "train"))
@@ -494,8 +496,9 @@ def make_jobs(args: argparse.Namespace, budgets: Dict[str, Dict[str, Any]]) -> L
         for p, idx in enumerate(parts):
             seed = PARTITION_SEED * (offset + 1) + 10 * n + p  # init + batch order, same for all methods
             for method in methods:
-                if p >= partitions_of(method):
-                    continue
+                if p >= partitions_of(method) or (corpus, n, p, method) in planned:
+                    continue  # a row that two grids name trains once
+                planned.add((corpus, n, p, method))
                 spec = {**METHODS, **HF_METHODS}[method]
                 jobs.append({"corpus": corpus, "n": n, "partition": p, "method": method,
                              "spec": spec, "budget": budget, "seed": seed,
@@ -670,6 +673,8 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
            + "".join(f"; on `{g.rsplit(':', 1)[0]}` {', '.join(f'`{m}`' for m in rows)} on {g.rsplit(':', 1)[1]} "
                      "partitions" for g, rows in meta.get("hf_row_partitions", {}).items())
            if meta.get("hf_core") else "")
+        + "".join(f"; the MiniLM grid `{g}` (CORPUS:N:partitions) runs {', '.join(f'`{m}`' for m in rows)}"
+                  for g, rows in meta.get("hf_grid", {}).items())
         + f". Test: a fixed sample of {meta['test_size']} test sentences (the whole test set where it is smaller; "
         f"seed {TEST_SEED}).\n",
         "- **Model**: `imbalanced_ner` (BILUO, constrained Viterbi decoding) on spaCy's `HashEmbedCNN.v2` "
@@ -831,7 +836,8 @@ def _grid_with_rows(text: str, allowed: Sequence[str], with_partitions: bool) ->
 
 
 def grid_row_partitions(text: str) -> tuple:
-    """``CORPUS:N:K=METHOD[,METHOD]`` of ``--hf-row-partitions`` → ``((corpus, n, k), [method, ...])``."""
+    """``CORPUS:N:K=METHOD[,METHOD]`` of ``--hf-row-partitions`` and ``--hf-grid`` →
+    ``((corpus, n, k), [method, ...])``."""
     corpus, n, k, rows = _grid_with_rows(text, list(HF_METHODS), with_partitions=True)
     return (corpus, n, k), rows
 
@@ -870,6 +876,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                              "--hf-more-partitions-methods)")
     parser.add_argument("--hf-core-extra", nargs="+", type=grid_rows, default=[], metavar="CORPUS:N=METHOD,...",
                         help=f"rows that a --hf-core grid also runs (of {', '.join(HF_CORE_EXTRA)})")
+    parser.add_argument("--hf-grid", nargs="+", type=grid_row_partitions, default=[],
+                        metavar="CORPUS:N:K=METHOD,...",
+                        help="a MiniLM grid of exactly these rows on K partitions (name hf_minilm_ce for the "
+                             "peer); on a (corpus, n) that another grid has, it adds rows to that table")
     parser.add_argument("--hf-row-partitions", nargs="+", type=grid_row_partitions, default=[],
                         metavar="CORPUS:N:K=METHOD,...",
                         help="K partitions for these rows of a MiniLM grid (e.g. a confirmation on new partitions)")
@@ -906,7 +916,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if unknown:
         parser.error("--hf-core-extra names grids that --hf-core does not: "
                      + ", ".join(f"{c}:{n}" for c, n in sorted(unknown)))
-    hf_corpora = (["wnut17"] + [c for c, _, _ in args.hf_core]) if args.hf else []
+    hf_corpora = (["wnut17"] + [c for c, _, _ in args.hf_core] + [c for (c, _, _), _ in args.hf_grid]
+                  if args.hf else [])
     corpus_sizes = load_corpora(list(dict.fromkeys(args.corpora + hf_corpora)))
     jobs = make_jobs(args, budgets)
     print(f"{len(jobs)} runs ({len(args.methods)} CNN methods × {len(args.corpora)} corpora × "
@@ -945,6 +956,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         "hf_row_partitions": {f"{c}:{n}:{k}": rows for (c, n, k), rows in args.hf_row_partitions}
         if args.hf else {},
         "hf_core_extra": {f"{c}:{n}": rows for (c, n), rows in args.hf_core_extra} if args.hf else {},
+        "hf_grid": {f"{c}:{n}:{k}": rows for (c, n, k), rows in args.hf_grid} if args.hf else {},
         "test_seed": TEST_SEED, "budgets": budgets if args.hf else {"cnn": budgets["cnn"]},
         "methods": {m: {**({**METHODS, **HF_METHODS}[m]), "note": NOTES[m],
                         "loss_config": loss_config({**METHODS, **HF_METHODS}[m]["loss"])
