@@ -181,11 +181,10 @@ BUDGET_NOTE = (
     "cores (the resume log below lists them). With 2 parallel jobs one CNN run (200 steps × 16, 1000 "
     "test sentences) takes 10–30 s (about twice that for R-Drop's two passes), one MiniLM run 3–5 min "
     "(ours) or 5–6 min (Hugging Face): 17 CNN methods × 5 corpora × 2 sizes × 3 partitions ≈ 2 h, "
-    "the MiniLM rows ≈ 8 h in all. Some runs of 2026-12-04 shared the 2 cores with a second "
+    "the MiniLM rows ≈ 12.5 h (195 runs) in all. Some runs of 2026-12-04 shared the 2 cores with a second "
     "invocation (3–4 processes), so their `train s` is inflated; scores do not depend on it.")
-OWED = ("MiniLM on Weibo (all-MiniLM-L6-v2 is an English encoder) and at n = 200 on GMB, AnatEM and "
-        "BC5CDR; the MiniLM methods other than CE and CRF outside WNUT-17; the full training sets on a GPU "
-        "machine — not run within the time budget.")
+OWED = ("MiniLM on Weibo (all-MiniLM-L6-v2 is an English encoder); the MiniLM methods other than CE and "
+        "CRF outside WNUT-17; the full training sets on a GPU machine — not run within the time budget.")
 # slowest first, so the two workers finish together
 COST = {"crf_focal_rdrop": 0, "comauc2t": 1, "crf": 2, "auc2t": 3, "spacy_ner": 4}
 
@@ -888,8 +887,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--work", default=os.environ.get("NERIMB_QUALITY_WORK", "/tmp/nerimb-quality"),
                         help="resume cache of per-run results (outside the repository)")
     parser.add_argument("--output", default=str(RESULTS / "quality"))
-    parser.add_argument("--budget-note", default=BUDGET_NOTE, help="how the grid was sized (written to the Markdown)")
-    parser.add_argument("--owed", default=OWED, help="what this run leaves out (written to the Markdown)")
+    parser.add_argument("--budget-note", default=BUDGET_NOTE, help="how the grid was sized (written to the Markdown; --report-only rewrites it too)")
+    parser.add_argument("--owed", default=OWED, help="what this run leaves out (written to the Markdown; "
+                                                     "--report-only rewrites it too)")
     parser.add_argument("--notes", default="", help="a file with extra Markdown appended to the report")
     parser.add_argument("--report-only", action="store_true",
                         help="rebuild summary and Markdown from the runs in --output .json (no training); "
@@ -986,6 +986,7 @@ def report_only(args: argparse.Namespace, command: str) -> None:
     meta, results = data["meta"], data["runs"]
     if args.notes:
         meta["notes"] = Path(args.notes).read_text()
+    meta["owed"], meta["budget_note"] = args.owed, args.budget_note
     meta["report_rebuilt_by"] = command
     summary = summarise(results)
     found = findings(summary, results)
