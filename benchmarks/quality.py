@@ -887,7 +887,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--work", default=os.environ.get("NERIMB_QUALITY_WORK", "/tmp/nerimb-quality"),
                         help="resume cache of per-run results (outside the repository)")
     parser.add_argument("--output", default=str(RESULTS / "quality"))
-    parser.add_argument("--budget-note", default=BUDGET_NOTE, help="how the grid was sized (written to the Markdown; --report-only rewrites it too)")
+    parser.add_argument("--budget-note", default=BUDGET_NOTE,
+                        help="how the grid was sized (written to the Markdown; --report-only rewrites it too)")
     parser.add_argument("--owed", default=OWED, help="what this run leaves out (written to the Markdown; "
                                                      "--report-only rewrites it too)")
     parser.add_argument("--notes", default="", help="a file with extra Markdown appended to the report")
