@@ -44,9 +44,13 @@ LISTENER = {
     "pooling": {"@layers": "spacy-nerimb.reduce_first_piece.v1"},  # as the shipped transformer configs
     "upstream": "*",
 }
-# the tag scheme of the shipped configs per family (cnn-*: BILUO, minilm-*/gpu-*: BIO); the
-# tagger peer learns the same tags, so every pipeline has the component's label space
-TAG_SCHEME = {"cnn": "BILUO", "minilm": "BIO"}
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def shipped_scheme(family: str) -> str:
+    """The tag scheme of the shipped ``{family}-ce.cfg`` (the one place it is set); the tagger
+    peer learns the same tags, so every pipeline has the component's label space."""
+    return spacy.util.load_config(CONFIGS / f"{family}-ce.cfg")["components"]["ner"]["scheme"]
 
 
 
@@ -75,7 +79,7 @@ def build(kind: str, family: str, loss: Dict[str, Any] = None) -> spacy.Language
     config: Dict[str, Any] = {}
     if kind == "imbalanced_ner":
         config["loss"] = loss
-        config["scheme"] = TAG_SCHEME[family]
+        config["scheme"] = shipped_scheme(family)
     if family == "minilm":
         if kind == "ner":
             config["model"] = {"@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner",
@@ -158,7 +162,7 @@ def main() -> None:
     prepared = {}
     for name, make in pipelines.items():
         nlp = make()
-        gold = [as_tagger_doc(d, TAG_SCHEME[args.family]) for d in docs] if name == "spaCy tagger" else docs
+        gold = [as_tagger_doc(d, shipped_scheme(args.family)) for d in docs] if name == "spaCy tagger" else docs
         examples = [Example(nlp.make_doc(d.text), d) for d in gold]
         optimizer = nlp.initialize(lambda: examples[:300])
         batches = batches_of(examples, batch_words)
@@ -228,7 +232,7 @@ def main() -> None:
     note = (f"Machine: {info['nproc']} CPUs ({info['cpu_model']}), no GPU, shared with other jobs "
             f"(load average {info['load_average_1_5_15_at_start'][0]} at the start); spaCy {info['spacy']}. "
             f"Command: `{result['command']}`. "
-            f"{args.family.upper()} tok2vec, {TAG_SCHEME[args.family]} tags (as the shipped {args.family} configs), {n_batches} timed batches of ~{batch_words} words per round, "
+            f"{args.family.upper()} tok2vec, {shipped_scheme(args.family)} tags (as the shipped {args.family} configs), {n_batches} timed batches of ~{batch_words} words per round, "
             f"{args.rounds} rounds, pipelines interleaved batch by batch, median of rounds; inference "
             f"`nlp.pipe` batch_size={args.infer_batch_size}.\n\n"
             "Whole-step ratios carry the machine's load noise (WCE-1 and WCE-2 run the same code). "
