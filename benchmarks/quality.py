@@ -51,6 +51,7 @@ sys.path.insert(0, str(BENCH))
 import numpy  # noqa: E402
 
 import auc_low_resource as alr  # noqa: E402  (data reading, docs, build_nlp, machine facts)
+from readme_tables import mean_sd as _ms, p_value as _p  # noqa: E402  (one format for report and README)
 from spacy_nerimb.training import LOSS_PRESETS  # noqa: E402
 
 RESULTS = BENCH / "results"
@@ -607,7 +608,9 @@ def findings(summary: List[Dict[str, Any]], results: List[Dict[str, Any]]) -> Li
         pairs = [(best["method"], "ce"), (BEST, "ce"), ("ce", "spacy_ner"), (best["method"], "spacy_ner"),
                  (BEST, "spacy_ner"), ("minilm_ce", "hf_minilm_ce"),
                  *((m, "hf_minilm_ce") for m in MINILM if m not in ("minilm_ce", "hf_minilm_ce")),
-                 *((m, "spacy_ner") for m in MINILM_OURS)]
+                 *((m, "spacy_ner") for m in MINILM_OURS),
+                 # the shipped settings (first piece, BIO): each loss vs CE with the same settings
+                 *((m, "minilm_ce_first_piece_bio") for m in MINILM_OURS if m.endswith("_first_piece_bio"))]
         seen = set()
         for a, b in pairs:
             if a == b or (a, b) in seen:
@@ -633,16 +636,6 @@ def versus_rows(rows: Dict[str, Dict[str, Any]], a: str, b: str) -> Optional[Dic
     y = [rb["macro_f"]["values"][rb["partitions"].index(p)] for p in common]
     _, pval = paired_t_test(x, y)
     return {"delta": float(numpy.mean(x) - numpy.mean(y)), "p": None if math.isnan(pval) else pval}
-
-
-def _ms(stat: Dict[str, Any]) -> str:
-    return f"{stat['mean']:.3f} ± {stat['sd']:.3f}"
-
-
-def _p(p: Optional[float]) -> str:
-    if p is None:
-        return "–"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _sign(delta: float) -> str:
