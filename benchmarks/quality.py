@@ -19,7 +19,8 @@ Methods (all CNN, spaCy's HashEmbedCNN tok2vec from scratch, the "cnn" family of
 (``spacy_nerimb.resampling.repeat_counts`` + ``resample_order``, paper variant) with CE; one
 combination chosen a priori (``BEST``: MoM(CE) + sCR); and the peer ``spacy_ner``, spaCy's
 transition-based ``ner`` with the same tok2vec settings. ``--hf`` adds the MiniLM peers (Hugging
-Face token classification vs ``imbalanced_ner`` CE on the same MiniLM, WNUT-17 only).
+Face token classification vs ``imbalanced_ner`` on the same MiniLM: every MiniLM row on WNUT-17 n = 500,
+and the rows that ``--hf-core`` / ``--hf-grid`` name on other corpora and sizes).
 
 Per-run results are cached as JSON in ``--work`` (default ``/tmp/nerimb-quality``), keyed by
 corpus/n/partition/method/budget/test sample, so an interrupted run continues where it stopped.
@@ -194,10 +195,12 @@ BUDGET_NOTE = (
     "cores (the resume log below lists them). With 2 parallel jobs one CNN run (200 steps × 16, 1000 "
     "test sentences) takes 10–30 s (about twice that for R-Drop's two passes), one MiniLM run 3–5 min "
     "(ours) or 5–6 min (Hugging Face): 17 CNN methods × 5 corpora × 2 sizes × 3 partitions ≈ 2 h, "
-    "the MiniLM rows ≈ 12.5 h (195 runs) in all. Some runs of 2026-12-04 shared the 2 cores with a second "
+    "the MiniLM rows ≈ 15 h (237 runs) in all. Some runs of 2026-12-04 shared the 2 cores with a second "
     "invocation (3–4 processes), so their `train s` is inflated; scores do not depend on it.")
-OWED = ("MiniLM on Weibo (all-MiniLM-L6-v2 is an English encoder); the MiniLM methods other than CE and "
-        "CRF outside WNUT-17; the full training sets on a GPU machine — not run within the time budget.")
+OWED = ("MiniLM on Weibo (all-MiniLM-L6-v2's English vocabulary reads most of its characters as `[UNK]`, see "
+        "Data, and no Chinese encoder is available offline); on MiniLM, Dice, MoM(focal), AUC-2T / COMAUC-2T "
+        "and sentence resampling, and every MiniLM loss other than CE and CRF at n = 200 outside WNUT-17; the "
+        "full training sets on a GPU machine — not run within the time budget.")
 # slowest first, so the two workers finish together
 COST = {"crf_focal_rdrop": 0, "comauc2t": 1, "crf": 2, "auc2t": 3, "spacy_ner": 4}
 
@@ -610,7 +613,8 @@ def findings(summary: List[Dict[str, Any]], results: List[Dict[str, Any]]) -> Li
                  *((m, "hf_minilm_ce") for m in MINILM if m not in ("minilm_ce", "hf_minilm_ce")),
                  *((m, "spacy_ner") for m in MINILM_OURS),
                  # the shipped settings (first piece, BIO): each loss vs CE with the same settings
-                 *((m, "minilm_ce_first_piece_bio") for m in MINILM_OURS if m.endswith("_first_piece_bio"))]
+                 *((m, "minilm_ce_first_piece_bio") for m in ("hf_minilm_ce", *MINILM_OURS)
+                   if m == "hf_minilm_ce" or m.endswith("_first_piece_bio"))]
         seen = set()
         for a, b in pairs:
             if a == b or (a, b) in seen:
@@ -697,7 +701,7 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
         + f". Test: a fixed sample of {meta['test_size']} test sentences (the whole test set where it is smaller; "
         f"seed {TEST_SEED})"
         + ("; training words that MiniLM's tokenizer reads as `[UNK]` only: "
-           + ", ".join(f"{c} {100 * v:.1f} %" for c, v in meta["minilm_unknown_word_share"].items())
+           + ", ".join(f"{c} {100 * v:.2f} %" for c, v in meta["minilm_unknown_word_share"].items())
            + (" (the English encoder cannot see most of Weibo's characters, so MiniLM does not run on it)"
               if meta["minilm_unknown_word_share"].get("weibo", 0) > 0.5 else "")
            if meta.get("minilm_unknown_word_share") else "")

@@ -25,6 +25,18 @@ def test_there_are_configs_for_each_family_and_core_loss():
         assert {f"{family}-ce", f"{family}-mom"} <= names
 
 
+@pytest.mark.parametrize("family", ["minilm", "gpu"])
+def test_focal_transformer_config_is_the_ce_config_with_the_benchmarked_focal_loss(family):
+    """configs/*-focal.cfg differ from *-ce.cfg in the loss only, which is the benchmark's focal preset."""
+    from spacy_nerimb.training import LOSS_PRESETS
+
+    ce = util.load_config(REPO_ROOT / "configs" / f"{family}-ce.cfg")
+    focal = util.load_config(REPO_ROOT / "configs" / f"{family}-focal.cfg")
+    assert dict(focal["components"]["ner"]["loss"]) == LOSS_PRESETS["focal"]
+    focal["components"]["ner"]["loss"] = ce["components"]["ner"]["loss"]
+    assert focal == ce
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_config_resolves_and_builds(path):
     config = util.load_config(path)
