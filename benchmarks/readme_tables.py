@@ -125,40 +125,35 @@ def wnut_minilm_table(res: Results) -> str:
     return table(head, rows)
 
 
-def other_minilm_table(res: Results, n: int) -> str:
-    """GMB, AnatEM and BC5CDR MiniLM rows at size n, each paired with the Hugging Face peer."""
-    head = ["method"]
-    for _, label in OTHER_CORPORA:
-        head += [f"{label} macro F1", "Δ vs HF (p)"]
-    rows = []
-    for method, label in OTHER_MINILM_ROWS:
+def versus_table(res: Results, n: int, corpora: Sequence[Tuple[str, str]], rows: Sequence[Tuple[str, str]],
+                 against: str, against_label: str, first_head: str = "method") -> str:
+    """Macro F1 of each row on each corpus at size n, paired with the row ``against`` (rows not run
+    anywhere are left out; ``parts``: the partition counts of the row)."""
+    head = [first_head]
+    for _, label in corpora:
+        head += [f"{label} macro F1", f"Δ vs {against_label} (p)"]
+    lines = []
+    for method, label in rows:
         cells, parts = [], set()
-        for corpus, _ in OTHER_CORPORA:
+        for corpus, _ in corpora:
             r = res.row(corpus, n, method)
             if r:
                 parts.add(len(r["partitions"]))
-            cells += [mean_sd(r["macro_f"]), res.versus(corpus, n, method, "hf_minilm_ce")] if r else ["–", "–"]
+            cells += [mean_sd(r["macro_f"]), res.versus(corpus, n, method, against)] if r else ["–", "–"]
         if parts:
-            rows.append([label] + cells + ["/".join(map(str, sorted(parts)))])
-    return table(head + ["parts"], rows)
+            lines.append([label] + cells + ["/".join(map(str, sorted(parts)))])
+    return table(head + ["parts"], lines)
+
+
+def other_minilm_table(res: Results, n: int) -> str:
+    """GMB, AnatEM and BC5CDR MiniLM rows at size n, each paired with the Hugging Face peer."""
+    return versus_table(res, n, OTHER_CORPORA, OTHER_MINILM_ROWS, "hf_minilm_ce", "HF")
 
 
 def shipped_loss_table(res: Results, n: int) -> str:
     """The imbalance losses with the shipped MiniLM settings, each paired with CE under the same settings."""
-    base = SHIPPED_LOSS_ROWS[0][0]
-    head = ["method (first piece, BIO)"]
-    for _, label in SHIPPED_LOSS_CORPORA:
-        head += [f"{label} macro F1", "Δ vs CE (p)"]
-    rows = []
-    for method, label in SHIPPED_LOSS_ROWS:
-        cells, parts = [], set()
-        for corpus, _ in SHIPPED_LOSS_CORPORA:
-            r = res.row(corpus, n, method)
-            if r:
-                parts.add(len(r["partitions"]))
-            cells += [mean_sd(r["macro_f"]), res.versus(corpus, n, method, base)] if r else ["–", "–"]
-        rows.append([label] + cells + ["/".join(map(str, sorted(parts)))])
-    return table(head + ["parts"], rows)
+    return versus_table(res, n, SHIPPED_LOSS_CORPORA, SHIPPED_LOSS_ROWS, SHIPPED_LOSS_ROWS[0][0], "CE",
+                        first_head="method (first piece, BIO)")
 
 
 def all_tables(data: Dict[str, Any]) -> List[Tuple[str, str]]:
