@@ -135,6 +135,12 @@ HF_METHODS = {
                                          "lr_schedule": "stepped", "core_only": True,
                                          "overrides": {**FIRST_PIECE, "components.ner.scheme": "BIO"}}
        for loss in SHIPPED_MINILM_LOSSES},
+    # ... the CRF head with a focal emission loss (the two best shipped-settings losses together)
+    "minilm_crf_focal_first_piece_bio": {"kind": "nerimb_minilm", "loss": "crf", "resample": None,
+                                         "lr_schedule": "stepped", "core_only": True,
+                                         "overrides": {**FIRST_PIECE, "components.ner.scheme": "BIO",
+                                                       "components.ner.loss.emission_loss":
+                                                           {"@losses": "spacy-nerimb.Focal.v1", "gamma": 2.0}}},
     # ... and the HF loop with thinc's clipping (each parameter's gradient norm at 0.1)
     "hf_minilm_ce_param_clip": {"kind": "hf", "loss": None, "resample": None, "clip": "per_parameter_0.1"},
 }
@@ -145,7 +151,8 @@ HF_CORE_EXTRA = tuple(m for m, spec in HF_METHODS.items() if spec.get("core_only
 # our MiniLM methods (not the diagnostics that revert a setting)
 MINILM_OURS = ("minilm_ce", *(f"minilm_{loss}" for loss in MINILM_LOSSES), "minilm_ce_first_piece",
                "minilm_crf_first_piece", "minilm_crf_first_piece_bio",
-               *(f"minilm_{loss}_first_piece_bio" for loss in SHIPPED_MINILM_LOSSES))
+               *(f"minilm_{loss}_first_piece_bio" for loss in SHIPPED_MINILM_LOSSES),
+               "minilm_crf_focal_first_piece_bio")
 PEERS = ("spacy_ner", "hf_minilm_ce")
 MINILM = tuple(HF_METHODS)
 # paired baseline of each row: the first of these that the (corpus, n) grid has; default ("ce",)
@@ -153,7 +160,8 @@ MINILM_BASELINES = ("minilm_ce", "minilm_ce_first_piece", "minilm_ce_first_piece
 BASELINE = {m: tuple(b for b in MINILM_BASELINES if b != m) for m in HF_METHODS}
 BASELINE["minilm_ce"] = ()
 # a loss with the shipped settings is paired with CE under the same settings (only the loss differs)
-BASELINE.update({f"minilm_{loss}_first_piece_bio": ("minilm_ce_first_piece_bio",) for loss in SHIPPED_MINILM_LOSSES})
+BASELINE.update({f"minilm_{loss}_first_piece_bio": ("minilm_ce_first_piece_bio",)
+                 for loss in (*SHIPPED_MINILM_LOSSES, "crf_focal")})
 NOTES = {
     "ce": "CrossEntropy", "wce1": "CE, inverse-frequency class weights", "wce2": "CE, log class weights (β=1)",
     "focal": "Focal γ=2", "dice": "Dice", "mom": "MoM(CE) λ=0.175", "mom_focal": "MoM(focal γ=2) λ=0.175",
@@ -187,6 +195,8 @@ NOTES = {
     **{f"minilm_{loss}_first_piece_bio": f"imbalanced_ner {loss} (the CNN row's loss) with the shipped MiniLM "
                                           "settings (first word piece, BIO), as minilm_ce_first_piece_bio"
        for loss in SHIPPED_MINILM_LOSSES},
+    "minilm_crf_focal_first_piece_bio": "minilm_crf_first_piece_bio with a focal (γ=2) emission loss "
+                                        "(CRF.v1 emission_loss; chosen after the focal and CRF rows)",
     "hf_minilm_ce_param_clip": "diagnostic: hf_minilm_ce with thinc's clipping (each parameter's "
                                "gradient norm clipped at 0.1, as minilm_ce) instead of the global norm at 1.0",
 }
