@@ -50,6 +50,7 @@ SHIPPED_LOSS_ROWS = [
     ("minilm_wce1_first_piece_bio", "WCE-1"), ("minilm_focal_first_piece_bio", "focal"),
     ("minilm_mom_first_piece_bio", "MoM(CE)"),
     ("minilm_crf_first_piece_bio", "CRF (`configs/minilm-crf.cfg`)"),
+    ("minilm_crf_focal_first_piece_bio", "CRF with a focal emission loss"),
     ("hf_minilm_ce", "Hugging Face CE (peer)"),
 ]
 SHIPPED_LOSS_CORPORA = [("wnut17", "WNUT-17")] + OTHER_CORPORA
