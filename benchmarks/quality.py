@@ -86,6 +86,8 @@ MINILM_LOSSES = ("wce1", "focal", "mom", "crf")  # the imbalance methods also ru
 SHIPPED_MINILM_LOSSES = ("wce1", "focal", "mom")  # ... and with the shipped settings (CRF has its own row)
 # config override: each word = its first word piece (the shipped configs' pooling since 2026-12-04)
 FIRST_PIECE = {"components.ner.model.tok2vec.pooling": {"@layers": "spacy-nerimb.reduce_first_piece.v1"}}
+# ... and BIO tags: together, the settings of the shipped transformer configs (the `*_bio` rows)
+SHIPPED_SETTINGS = {**FIRST_PIECE, "components.ner.scheme": "BIO"}
 HF_METHODS = {
     # "lr_schedule": the run steps its warmup_linear schedule (a first version did not: lr 0).
     # "overrides": dotted config paths changed from configs/minilm-ce.cfg (diagnostic rows).
@@ -125,20 +127,20 @@ HF_METHODS = {
     # ... BIO tags on first-piece words (only in the --hf-core grids: why our CE trails at n = 200) ...
     "minilm_ce_first_piece_bio": {"kind": "nerimb_minilm", "loss": "ce", "resample": None,
                                   "lr_schedule": "stepped", "core_only": True,
-                                  "overrides": {**FIRST_PIECE, "components.ner.scheme": "BIO"}},
+                                  "overrides": SHIPPED_SETTINGS},
     # ... the CRF head with BIO tags (added after the n = 200 results: CRF and BIO each helped there)
     "minilm_crf_first_piece_bio": {"kind": "nerimb_minilm", "loss": "crf", "resample": None,
                                    "lr_schedule": "stepped", "core_only": True,
-                                   "overrides": {**FIRST_PIECE, "components.ner.scheme": "BIO"}},
+                                   "overrides": SHIPPED_SETTINGS},
     # ... the imbalance losses with the shipped settings (first piece, BIO; only where --hf-grid names them)
     **{f"minilm_{loss}_first_piece_bio": {"kind": "nerimb_minilm", "loss": loss, "resample": None,
                                          "lr_schedule": "stepped", "core_only": True,
-                                         "overrides": {**FIRST_PIECE, "components.ner.scheme": "BIO"}}
+                                         "overrides": SHIPPED_SETTINGS}
        for loss in SHIPPED_MINILM_LOSSES},
     # ... the CRF head with a focal emission loss (the two best shipped-settings losses together)
     "minilm_crf_focal_first_piece_bio": {"kind": "nerimb_minilm", "loss": "crf", "resample": None,
                                          "lr_schedule": "stepped", "core_only": True,
-                                         "overrides": {**FIRST_PIECE, "components.ner.scheme": "BIO",
+                                         "overrides": {**SHIPPED_SETTINGS,
                                                        "components.ner.loss.emission_loss":
                                                            {"@losses": "spacy-nerimb.Focal.v1", "gamma": 2.0}}},
     # ... and the HF loop with thinc's clipping (each parameter's gradient norm at 0.1)
@@ -1030,7 +1032,8 @@ def report_only(args: argparse.Namespace, command: str) -> None:
     if args.notes:
         meta["notes"] = Path(args.notes).read_text()
     meta["owed"], meta["budget_note"] = args.owed, args.budget_note
-    if meta.get("hf_grid") or meta.get("hf_core"):  # measured on the data, no training needed
+    if (meta.get("hf_grid") or meta.get("hf_core")) and not meta.get("minilm_unknown_word_share"):
+        # measured on the data (no training); a training invocation already records it
         load_corpora(list(meta["corpus_sizes"]))
         meta["minilm_unknown_word_share"] = minilm_unknown_share(list(meta["corpus_sizes"]))
     meta["report_rebuilt_by"] = command

@@ -9,6 +9,7 @@ reported. Ratios are taken within this one run.
     python benchmarks/speed.py --family minilm     # MiniLM (slow on CPU: fewer batches) → speed_minilm.*
 """
 import argparse
+import functools
 import os
 import platform
 import random
@@ -47,6 +48,7 @@ LISTENER = {
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
+@functools.lru_cache(maxsize=None)
 def shipped_scheme(family: str) -> str:
     """The tag scheme of the shipped ``{family}-ce.cfg`` (the one place it is set); the tagger
     peer learns the same tags, so every pipeline has the component's label space."""
