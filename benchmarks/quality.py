@@ -84,7 +84,7 @@ METHODS: Dict[str, Dict[str, Any]] = {
 }
 MINILM_LOSSES = ("wce1", "focal", "mom", "crf")  # the imbalance methods also run on MiniLM
 # ... and with the shipped settings (CRF has its own row): the first three since 2026-12-05 06:20, the
-# rest of the losses since 09:20. Not R-Drop: behind a listener without a BiLSTM nothing in the
+# rest of the losses since 09:01. Not R-Drop: behind a listener without a BiLSTM nothing in the
 # head is random, so its two passes are identical and it equals the CRF + focal row (the component warns).
 SHIPPED_MINILM_LOSSES = ("wce1", "focal", "mom", "wce2", "dice", "mom_focal", "auc2t", "comauc2t")
 # sentence resampling with CE and the shipped settings (the `minilm_ce+{method}_first_piece_bio` rows)
