@@ -89,6 +89,8 @@ MINILM_LOSSES = ("wce1", "focal", "mom", "crf")  # the imbalance methods also ru
 SHIPPED_MINILM_LOSSES = ("wce1", "focal", "mom", "wce2", "dice", "mom_focal", "auc2t", "comauc2t")
 # sentence resampling with CE and the shipped settings (the `minilm_ce+{method}_first_piece_bio` rows)
 SHIPPED_MINILM_RESAMPLING = ("sC", "sCR", "sCRD", "nsCRD")
+# MoM(CE) with λ nearer 1 than the paper's 0.175 (λ = 1 is CE), shipped settings: does it stop collapsing?
+SHIPPED_MINILM_MOM_LAMBDAS = (0.5, 0.9)
 # config override: each word = its first word piece (the shipped configs' pooling since 2026-12-04)
 FIRST_PIECE = {"components.ner.model.tok2vec.pooling": {"@layers": "spacy-nerimb.reduce_first_piece.v1"}}
 # ... and BIO tags: together, the settings of the shipped transformer configs (the `*_bio` rows)
@@ -147,6 +149,11 @@ HF_METHODS = {
                                                "lr_schedule": "stepped", "core_only": True,
                                                "overrides": SHIPPED_SETTINGS}
        for method in SHIPPED_MINILM_RESAMPLING},
+    # ... MoM(CE) with a larger λ
+    **{f"minilm_mom_lam{lam:g}_first_piece_bio": {"kind": "nerimb_minilm", "loss": "mom", "resample": None,
+                                                 "lr_schedule": "stepped", "core_only": True,
+                                                 "overrides": {**SHIPPED_SETTINGS, "components.ner.loss.lam": lam}}
+       for lam in SHIPPED_MINILM_MOM_LAMBDAS},
     # ... the CRF head with a focal emission loss (the two best shipped-settings losses together)
     "minilm_crf_focal_first_piece_bio": {"kind": "nerimb_minilm", "loss": "crf", "resample": None,
                                          "lr_schedule": "stepped", "core_only": True,
@@ -165,6 +172,7 @@ MINILM_OURS = ("minilm_ce", *(f"minilm_{loss}" for loss in MINILM_LOSSES), "mini
                "minilm_crf_first_piece", "minilm_crf_first_piece_bio",
                *(f"minilm_{loss}_first_piece_bio" for loss in SHIPPED_MINILM_LOSSES),
                *(f"minilm_ce+{method}_first_piece_bio" for method in SHIPPED_MINILM_RESAMPLING),
+               *(f"minilm_mom_lam{lam:g}_first_piece_bio" for lam in SHIPPED_MINILM_MOM_LAMBDAS),
                "minilm_crf_focal_first_piece_bio")
 PEERS = ("spacy_ner", "hf_minilm_ce")
 MINILM = tuple(HF_METHODS)
@@ -175,7 +183,8 @@ BASELINE["minilm_ce"] = ()
 # a loss with the shipped settings is paired with CE under the same settings (only the loss differs)
 BASELINE.update({f"minilm_{variant}_first_piece_bio": ("minilm_ce_first_piece_bio",)
                  for variant in (*SHIPPED_MINILM_LOSSES, "crf_focal",
-                                 *(f"ce+{method}" for method in SHIPPED_MINILM_RESAMPLING))})
+                                 *(f"ce+{method}" for method in SHIPPED_MINILM_RESAMPLING),
+                                 *(f"mom_lam{lam:g}" for lam in SHIPPED_MINILM_MOM_LAMBDAS))})
 NOTES = {
     "ce": "CrossEntropy", "wce1": "CE, inverse-frequency class weights", "wce2": "CE, log class weights (β=1)",
     "focal": "Focal γ=2", "dice": "Dice", "mom": "MoM(CE) λ=0.175", "mom_focal": "MoM(focal γ=2) λ=0.175",
@@ -212,6 +221,9 @@ NOTES = {
     **{f"minilm_ce+{method}_first_piece_bio": f"CE on {method}-resampled sentences (the CNN row's resampling) "
                                               "with the shipped MiniLM settings, as minilm_ce_first_piece_bio"
        for method in SHIPPED_MINILM_RESAMPLING},
+    **{f"minilm_mom_lam{lam:g}_first_piece_bio": f"MoM(CE) with λ = {lam:g} instead of the paper's 0.175 and the "
+                                                "shipped MiniLM settings (chosen after minilm_mom_first_piece_bio)"
+       for lam in SHIPPED_MINILM_MOM_LAMBDAS},
     "minilm_crf_focal_first_piece_bio": "minilm_crf_first_piece_bio with a focal (γ=2) emission loss "
                                         "(CRF.v1 emission_loss; chosen after the focal and CRF rows)",
     "hf_minilm_ce_param_clip": "diagnostic: hf_minilm_ce with thinc's clipping (each parameter's "
