@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import spacy
 from spacy import util
+from spacy.training import Corpus
 from spacy.training.initialize import init_nlp
 
 from conftest import REPO_ROOT
@@ -35,6 +36,31 @@ def test_focal_transformer_config_is_the_ce_config_with_the_benchmarked_focal_lo
     assert dict(focal["components"]["ner"]["loss"]) == LOSS_PRESETS["focal"]
     focal["components"]["ner"]["loss"] = ce["components"]["ner"]["loss"]
     assert focal == ce
+
+
+def test_crf_focal_scr_config_is_the_crf_config_with_focal_emissions_on_scr_sentences(corpus):
+    """configs/minilm-crf-focal-scr.cfg is configs/minilm-crf.cfg with the benchmark row's focal emission
+    loss and the sCR-resampling reader, and that reader repeats the entity sentences of a real corpus."""
+    from spacy_nerimb.training import LOSS_PRESETS
+
+    crf = util.load_config(REPO_ROOT / "configs" / "minilm-crf.cfg")
+    combo = util.load_config(REPO_ROOT / "configs" / "minilm-crf-focal-scr.cfg")
+    assert dict(combo["components"]["ner"]["loss"]["emission_loss"]) == LOSS_PRESETS["focal"]
+    reader = dict(combo["corpora"]["train"])
+    assert reader["@readers"] == "spacy-nerimb.ResampledCorpus.v1" and reader["method"] == "sCR"
+    assert reader["seed"] == "${system.seed}"
+    combo["components"]["ner"]["loss"]["emission_loss"] = None
+    combo["corpora"]["train"] = crf["corpora"]["train"]
+    assert combo == crf
+
+    nlp = spacy.blank("en")
+    resolve = util.registry.resolve
+    resampled = list(resolve({"r": {**reader, "path": corpus["train"], "seed": 0}})["r"](nlp))
+    plain = list(Corpus(corpus["train"])(nlp))
+    assert len(resampled) > len(plain)
+    assert {ex.reference.text for ex in resampled} == {ex.reference.text for ex in plain}
+    # only sentences with entities are repeated
+    assert sum(not ex.reference.ents for ex in resampled) == sum(not ex.reference.ents for ex in plain)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -93,8 +119,9 @@ def test_cnn_config_trains_and_reloads_in_new_process(corpus, tmp_path):
     assert ["PERSON" in {s[2] for s in doc} for doc in predicted][0]
 
 
-def test_minilm_config_trains_a_few_steps_offline_and_predicts(corpus, tmp_path):
-    log = spacy_train(REPO_ROOT / "configs" / "minilm-ce.cfg", tmp_path, corpus,
+@pytest.mark.parametrize("name", ["minilm-ce", "minilm-crf-focal-scr"])
+def test_minilm_config_trains_a_few_steps_offline_and_predicts(corpus, tmp_path, name):
+    log = spacy_train(REPO_ROOT / "configs" / f"{name}.cfg", tmp_path, corpus,
                       "--training.max_steps", "6", "--training.eval_frequency", "3",
                       "--training.batcher.size", "300")
     assert "LOSS NER" in log and "LOSS TRANS" in log
