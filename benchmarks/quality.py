@@ -95,6 +95,9 @@ SHIPPED_MINILM_MOM_LAMBDAS = (0.5, 0.9)
 FIRST_PIECE = {"components.ner.model.tok2vec.pooling": {"@layers": "spacy-nerimb.reduce_first_piece.v1"}}
 # ... and BIO tags: together, the settings of the shipped transformer configs (the `*_bio` rows)
 SHIPPED_SETTINGS = {**FIRST_PIECE, "components.ner.scheme": "BIO"}
+# ... and a focal (γ = 2) emission loss under the CRF head (the `crf_focal` rows)
+CRF_FOCAL_SETTINGS = {**SHIPPED_SETTINGS,
+                      "components.ner.loss.emission_loss": {"@losses": "spacy-nerimb.Focal.v1", "gamma": 2.0}}
 HF_METHODS = {
     # "lr_schedule": the run steps its warmup_linear schedule (a first version did not: lr 0).
     # "overrides": dotted config paths changed from configs/minilm-ce.cfg (diagnostic rows).
@@ -157,15 +160,11 @@ HF_METHODS = {
     # ... the CRF head with a focal emission loss (the two best shipped-settings losses together)
     "minilm_crf_focal_first_piece_bio": {"kind": "nerimb_minilm", "loss": "crf", "resample": None,
                                          "lr_schedule": "stepped", "core_only": True,
-                                         "overrides": {**SHIPPED_SETTINGS,
-                                                       "components.ner.loss.emission_loss":
-                                                           {"@losses": "spacy-nerimb.Focal.v1", "gamma": 2.0}}},
+                                         "overrides": CRF_FOCAL_SETTINGS},
     # ... and on sCR-resampled sentences (the best MiniLM loss with the paper's resampling pick)
     "minilm_crf_focal+sCR_first_piece_bio": {"kind": "nerimb_minilm", "loss": "crf", "resample": "sCR",
                                              "lr_schedule": "stepped", "core_only": True,
-                                             "overrides": {**SHIPPED_SETTINGS,
-                                                           "components.ner.loss.emission_loss":
-                                                               {"@losses": "spacy-nerimb.Focal.v1", "gamma": 2.0}}},
+                                             "overrides": CRF_FOCAL_SETTINGS},
     # ... and the HF loop with thinc's clipping (each parameter's gradient norm at 0.1)
     "hf_minilm_ce_param_clip": {"kind": "hf", "loss": None, "resample": None, "clip": "per_parameter_0.1"},
 }
