@@ -97,7 +97,7 @@ FIRST_PIECE = {"components.ner.model.tok2vec.pooling": {"@layers": "spacy-nerimb
 SHIPPED_SETTINGS = {**FIRST_PIECE, "components.ner.scheme": "BIO"}
 # ... and a focal (γ = 2) emission loss under the CRF head (the `crf_focal` rows)
 CRF_FOCAL_SETTINGS = {**SHIPPED_SETTINGS,
-                      "components.ner.loss.emission_loss": {"@losses": "spacy-nerimb.Focal.v1", "gamma": 2.0}}
+                      "components.ner.loss.emission_loss": dict(LOSS_PRESETS["focal"])}
 HF_METHODS = {
     # "lr_schedule": the run steps its warmup_linear schedule (a first version did not: lr 0).
     # "overrides": dotted config paths changed from configs/minilm-ce.cfg (diagnostic rows).
