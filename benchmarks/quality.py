@@ -243,14 +243,13 @@ BUDGET_NOTE = (
     "cores (the resume log below lists them). With 2 parallel jobs one CNN run (200 steps × 16, 1000 "
     "test sentences) takes 10–30 s (about twice that for R-Drop's two passes), one MiniLM run 3–5 min "
     "(ours) or 5–6 min (Hugging Face): 17 CNN methods × 5 corpora × 2 sizes × 3 partitions ≈ 2 h, "
-    "the MiniLM rows ≈ 20 h (333 runs) in all. Some runs of 2026-12-04 shared the 2 cores with a second "
+    "the MiniLM rows ≈ 25 h (387 runs) in all. Some runs of 2026-12-04 shared the 2 cores with a second "
     "invocation (3–4 processes), so their `train s` is inflated; scores do not depend on it.")
 OWED = ("MiniLM on Weibo (all-MiniLM-L6-v2's English vocabulary reads most of its characters as `[UNK]`, see "
-        "Data, and no Chinese encoder is available offline); on MiniLM, WCE-2, Dice, MoM(focal), AUC-2T / "
-        "COMAUC-2T, sentence resampling and MoM with λ = 0.5 / 0.9 on AnatEM and BC5CDR "
-        "(they ran on WNUT-17 and GMB), R-Drop (behind a listener without a BiLSTM its two passes are "
-        "identical), and every MiniLM method other than CE and CRF at n = 200; the full training sets on a "
-        "GPU machine — not run within the time budget.")
+        "Data, and no Chinese encoder is available offline); on MiniLM, MoM with λ = 0.5 / 0.9 on AnatEM and "
+        "BC5CDR (they ran on WNUT-17 and GMB, where λ = 0.175 collapsed furthest), R-Drop (behind a listener "
+        "without a BiLSTM its two passes are identical), and every MiniLM method other than CE and CRF at "
+        "n = 200; the full training sets on a GPU machine — not run within the time budget.")
 # slowest first, so the two workers finish together
 COST = {"crf_focal_rdrop": 0, "comauc2t": 1, "crf": 2, "auc2t": 3, "spacy_ner": 4}
 
