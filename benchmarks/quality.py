@@ -241,9 +241,9 @@ NOTES = {
 BUDGET_NOTE = (
     "the grid grew in steps, each sized to the wall time left in a working session on the 2 shared "
     "cores (the resume log below lists them). With 2 parallel jobs one CNN run (200 steps × 16, 1000 "
-    "test sentences) takes 10–30 s (about twice that for R-Drop's two passes), one MiniLM run a median of "
-    "3.5 min (ours, 2–7.5) or 4 min (Hugging Face, 2.5–11): 17 CNN methods × 5 corpora × 2 sizes × 3 partitions ≈ 2 h, "
-    "the MiniLM rows ≈ 25 h (387 runs) in all. Some runs of 2026-12-04 shared the 2 cores with a second "
+    "test sentences) takes 10–30 s (about twice that for R-Drop's two passes), one MiniLM run a "
+    "median of 3.5 min (ours, 2–7.5) or 4 min (Hugging Face, 2.5–11): 17 CNN methods × 5 corpora × "
+    "2 sizes × 3 partitions ≈ 2 h, the MiniLM rows ≈ 25 h (387 runs) in all. Some runs of 2026-12-04 shared the 2 cores with a second "
     "invocation (3–4 processes), so their `train s` is inflated; scores do not depend on it.")
 OWED = ("MiniLM on Weibo (all-MiniLM-L6-v2's English vocabulary reads most of its characters as `[UNK]`, see "
         "Data, and no Chinese encoder is available offline); on MiniLM, MoM with λ = 0.5 / 0.9 on AnatEM and "

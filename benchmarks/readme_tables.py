@@ -60,6 +60,7 @@ SHIPPED_LOSS_ROWS = [
     ("hf_minilm_ce", "Hugging Face CE (peer)"),
 ]
 SHIPPED_LOSS_CORPORA = [("wnut17", "WNUT-17")] + OTHER_CORPORA
+SHIPPED_HEAD = "method (first piece, BIO)"  # first column of the two shipped-settings tables
 # the best MiniLM combination and its parts, each against the Hugging Face peer
 COMBINATION_ROWS = [
     ("minilm_ce_first_piece_bio", "CE"), ("minilm_ce+sCR_first_piece_bio", "CE + sCR"),
@@ -166,13 +167,13 @@ def other_minilm_table(res: Results, n: int) -> str:
 def shipped_loss_table(res: Results, n: int) -> str:
     """The imbalance methods with the shipped MiniLM settings, each paired with CE under the same settings."""
     return versus_table(res, n, SHIPPED_LOSS_CORPORA, SHIPPED_LOSS_ROWS, SHIPPED_LOSS_ROWS[0][0], "CE",
-                        first_head="method (first piece, BIO)")
+                        first_head=SHIPPED_HEAD)
 
 
 def combination_table(res: Results, n: int) -> str:
     """The best MiniLM combination and its parts (shipped settings), each paired with the Hugging Face peer."""
     return versus_table(res, n, SHIPPED_LOSS_CORPORA, COMBINATION_ROWS, "hf_minilm_ce", "HF",
-                        first_head="method (first piece, BIO)")
+                        first_head=SHIPPED_HEAD)
 
 
 def all_tables(data: Dict[str, Any]) -> List[Tuple[str, str]]:
