@@ -929,6 +929,9 @@ def grid_rows(text: str) -> tuple:
     return (corpus, n), rows
 
 
+WORKER_RUNS = 8  # runs (cached ones included) before a pool worker is replaced
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpora", nargs="+", default=list(CORPUS_FILES), choices=list(CORPUS_FILES))
@@ -1007,7 +1010,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
           f"{len(args.sizes)} sizes (per-corpus: {args.corpus_sizes}) × {args.partitions} partitions{' + MiniLM peers' if args.hf else ''}); "
           f"data read in {time.perf_counter() - start:.0f} s", flush=True)
     results = []
-    with get_context("fork").Pool(max(1, args.jobs)) as pool:
+    # A fresh worker every few runs: a worker that trains run after run keeps growing (about 6 GB
+    # after 15 MiniLM runs); every run seeds itself, so scores do not depend on the worker.
+    with get_context("fork").Pool(max(1, args.jobs), maxtasksperchild=WORKER_RUNS) as pool:
         for r in pool.imap_unordered(run_cached, jobs):
             results.append(r)
             s = r["scores"]
