@@ -183,10 +183,12 @@ def all_tables(data: Dict[str, Any]) -> List[Tuple[str, str]]:
               ("MiniLM, WNUT-17", wnut_minilm_table(res))]
     tables += [(f"MiniLM, GMB / AnatEM / BC5CDR, n = {n}", other_minilm_table(res, n)) for n in (500, 200)]
     only_here = [m for m, _ in SHIPPED_LOSS_ROWS if m not in dict(WNUT_MINILM_ROWS + OTHER_MINILM_ROWS)]
-    if any(res.row(c, 500, m) for c, _ in SHIPPED_LOSS_CORPORA for m in only_here):
-        tables.append(("MiniLM imbalance methods with the shipped settings, n = 500", shipped_loss_table(res, 500)))
-    if any(res.row(c, 500, COMBINATION_ROWS[-1][0]) for c, _ in SHIPPED_LOSS_CORPORA):
-        tables.append(("MiniLM, the best combination vs the Hugging Face peer, n = 500", combination_table(res, 500)))
+    for n in (500, 200):
+        if any(res.row(c, n, m) for c, _ in SHIPPED_LOSS_CORPORA for m in only_here):
+            tables.append((f"MiniLM imbalance methods with the shipped settings, n = {n}", shipped_loss_table(res, n)))
+        if any(res.row(c, n, COMBINATION_ROWS[-1][0]) for c, _ in SHIPPED_LOSS_CORPORA):
+            tables.append((f"MiniLM, the best combination vs the Hugging Face peer, n = {n}",
+                           combination_table(res, n)))
     return tables
 
 
