@@ -190,8 +190,9 @@ BASELINE.update({f"minilm_{variant}_first_piece_bio": ("minilm_ce_first_piece_bi
                  for variant in (*SHIPPED_MINILM_LOSSES, "crf_focal", "crf_focal+sCR",
                                  *(f"ce+{method}" for method in SHIPPED_MINILM_RESAMPLING),
                                  *(f"mom_lam{lam:g}" for lam in SHIPPED_MINILM_MOM_LAMBDAS))})
-# the steps to the best MiniLM combination (row, the row it adds one thing to), shipped settings
-COMBINATION_STEPS = (("crf_focal", "crf"), ("crf_focal+sCR", "crf_focal"), ("crf_focal+sCR", "ce+sCR"))
+# the best MiniLM combination against the rows it builds on (row, the row it adds to), shipped settings
+COMBINATION_STEPS = (("crf_focal", "crf"), ("crf_focal+sCR", "crf_focal"), ("crf_focal+sCR", "ce+sCR"),
+                     ("crf_focal+sCR", "crf"))
 NOTES = {
     "ce": "CrossEntropy", "wce1": "CE, inverse-frequency class weights", "wce2": "CE, log class weights (β=1)",
     "focal": "Focal γ=2", "dice": "Dice", "mom": "MoM(CE) λ=0.175", "mom_focal": "MoM(focal γ=2) λ=0.175",
@@ -243,13 +244,13 @@ BUDGET_NOTE = (
     "cores (the resume log below lists them). With 2 parallel jobs one CNN run (200 steps × 16, 1000 "
     "test sentences) takes 10–30 s (about twice that for R-Drop's two passes), one MiniLM run a "
     "median of 3.5 min (ours, 2–7.5) or 4 min (Hugging Face, 2.5–11): 17 CNN methods × 5 corpora × "
-    "2 sizes × 3 partitions ≈ 2 h, the MiniLM rows ≈ 25 h (387 runs) in all. Some runs of 2026-12-04 shared the 2 cores with a second "
-    "invocation (3–4 processes), so their `train s` is inflated; scores do not depend on it.")
+    "2 sizes × 3 partitions ≈ 2 h, the MiniLM rows ≈ 28 h (435 runs) in all. Some runs of 2026-12-04 "
+    "shared the 2 cores with a second invocation (3–4 processes), so their `train s` is inflated; scores "
+    "do not depend on it.")
 OWED = ("MiniLM on Weibo (all-MiniLM-L6-v2's English vocabulary reads most of its characters as `[UNK]`, see "
-        "Data, and no Chinese encoder is available offline); on MiniLM, MoM with λ = 0.5 / 0.9 on AnatEM and "
-        "BC5CDR (they ran on WNUT-17 and GMB, where λ = 0.175 collapsed furthest), R-Drop (behind a listener "
-        "without a BiLSTM its two passes are identical), and every MiniLM method other than CE and CRF at "
-        "n = 200; the full training sets on a GPU machine — not run within the time budget.")
+        "Data, and no Chinese encoder is available offline); on MiniLM, R-Drop (behind a listener without a "
+        "BiLSTM its two passes are identical) and, at n = 200, every method other than CE, focal, CE + sCR, CRF "
+        "and CRF + focal + sCR; the full training sets on a GPU machine — not run within the time budget.")
 # slowest first, so the two workers finish together
 COST = {"crf_focal_rdrop": 0, "comauc2t": 1, "crf": 2, "auc2t": 3, "spacy_ner": 4}
 
