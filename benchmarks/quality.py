@@ -244,13 +244,14 @@ BUDGET_NOTE = (
     "cores (the resume log below lists them). With 2 parallel jobs one CNN run (200 steps × 16, 1000 "
     "test sentences) takes 10–30 s (about twice that for R-Drop's two passes), one MiniLM run a "
     "median of 3.5 min (ours, 2–7.5) or 4 min (Hugging Face, 2.5–11): 17 CNN methods × 5 corpora × "
-    "2 sizes × 3 partitions ≈ 2 h, the MiniLM rows ≈ 28 h (435 runs) in all. Some runs of 2026-12-04 "
+    "2 sizes × 3 partitions ≈ 2 h, the MiniLM rows ≈ 28 h (444 runs) in all. Some runs of 2026-12-04 "
     "shared the 2 cores with a second invocation (3–4 processes), so their `train s` is inflated; scores "
     "do not depend on it.")
 OWED = ("MiniLM on Weibo (all-MiniLM-L6-v2's English vocabulary reads most of its characters as `[UNK]`, see "
         "Data, and no Chinese encoder is available offline); on MiniLM, R-Drop (behind a listener without a "
-        "BiLSTM its two passes are identical) and, at n = 200, every method other than CE, focal, CE + sCR, CRF "
-        "and CRF + focal + sCR; the full training sets on a GPU machine — not run within the time budget.")
+        "BiLSTM its two passes are identical) and, at n = 200, every method other than CE, focal, CE + sCR, "
+        "CRF and CRF + focal + sCR (CRF + focal on WNUT-17 and GMB only); the full training sets on a GPU "
+        "machine — not run within the time budget.")
 # slowest first, so the two workers finish together
 COST = {"crf_focal_rdrop": 0, "comauc2t": 1, "crf": 2, "auc2t": 3, "spacy_ner": 4}
 
