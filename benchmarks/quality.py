@@ -252,6 +252,7 @@ OWED = ("MiniLM on Weibo (all-MiniLM-L6-v2's English vocabulary reads most of it
         "BiLSTM its two passes are identical) and, at n = 200, every method other than CE, focal, CE + sCR, "
         "CRF and CRF + focal + sCR (CRF + focal on WNUT-17 and GMB only); the full training sets on a GPU "
         "machine — not run within the time budget.")
+WORKER_RUNS = 8  # runs (cached ones included) before a pool worker is replaced
 # slowest first, so the two workers finish together
 COST = {"crf_focal_rdrop": 0, "comauc2t": 1, "crf": 2, "auc2t": 3, "spacy_ner": 4}
 
@@ -929,9 +930,6 @@ def grid_rows(text: str) -> tuple:
     """``CORPUS:N=METHOD[,METHOD]`` of ``--hf-core-extra`` → ``((corpus, n), [method, ...])``."""
     corpus, n, _, rows = _grid_with_rows(text, HF_CORE_EXTRA, with_partitions=False)
     return (corpus, n), rows
-
-
-WORKER_RUNS = 8  # runs (cached ones included) before a pool worker is replaced
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

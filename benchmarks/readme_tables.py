@@ -60,7 +60,7 @@ SHIPPED_LOSS_ROWS = [
     ("hf_minilm_ce", "Hugging Face CE (peer)"),
 ]
 SHIPPED_LOSS_CORPORA = [("wnut17", "WNUT-17")] + OTHER_CORPORA
-SHIPPED_HEAD = "method (first piece, BIO)"  # first column of the two shipped-settings tables
+SHIPPED_HEAD = "method (first piece, BIO)"  # first column of the shipped-settings and combination tables
 # the best MiniLM combination and its parts, each against the Hugging Face peer
 COMBINATION_ROWS = [
     ("minilm_ce_first_piece_bio", "CE"), ("minilm_ce+sCR_first_piece_bio", "CE + sCR"),
