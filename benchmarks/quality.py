@@ -520,6 +520,50 @@ def job_key(job: Dict[str, Any]) -> str:
             f"s{b['steps']}b{b['batch']}-t{len(job['test_idx'])}-{digest}")
 
 
+# what fixes a run beyond its own fields: a results file written under other values holds other runs
+RUN_IDENTITY_META = ("test_seed", "partition_seed", "gmb_split_seed", "test_size", "corpus_files")
+
+
+def restore_cache(jobs: List[Dict[str, Any]], previous: Path, work: Path,
+                  settings: Dict[str, Any]) -> int:
+    """Seed the resume cache with ``previous``'s runs of these jobs; returns how many it wrote.
+
+    A fresh machine has no cache, but the committed results file holds every run it reports: a
+    job whose corpus, size, partition, method, spec, budget and seed match a run there, under the
+    same test sample and partition seeds (``settings``), is that run, so it is not trained again.
+    The earlier invocations are carried into the log too, so the report keeps their history.
+    """
+    if not previous.exists():
+        return 0
+    data = json.loads(previous.read_text())
+    meta = data.get("meta", {})
+    differs = [k for k in RUN_IDENTITY_META if k != "corpus_files" and meta.get(k) != settings[k]]
+    differs += [f"corpus file of {c}" for c, f in settings["corpus_files"].items()
+                if meta.get("corpus_files", {}).get(c, f) != f]
+    if differs:
+        print(f"not restoring runs from {previous}: it was written with other {', '.join(differs)}",
+              flush=True)
+        return 0
+    fields = ("corpus", "n", "partition", "method", "spec", "budget", "seed")
+    known = {json.dumps([r[f] for f in fields], sort_keys=True): r for r in data.get("runs", [])}
+    restored = 0
+    for job in jobs:
+        path = work / "runs" / f"{job_key(job)}.json"
+        run = known.get(json.dumps([job[f] for f in fields], sort_keys=True))
+        if run is None or path.exists():
+            continue
+        from spacy_nerimb.util import write_json_atomic
+
+        write_json_atomic(path, {k: v for k, v in run.items() if k != "cached"})
+        restored += 1
+    log_path = work / "invocations.jsonl"
+    if restored and not log_path.exists():
+        from spacy_nerimb.util import write_text_atomic
+
+        write_text_atomic(log_path, "".join(json.dumps(i) + "\n" for i in meta.get("invocations", [])))
+    return restored
+
+
 def run_cached(job: Dict[str, Any]) -> Dict[str, Any]:
     path = Path(job["work"]) / "runs" / f"{job_key(job)}.json"
     if path.exists():
@@ -972,6 +1016,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--work", default=os.environ.get("NERIMB_QUALITY_WORK", "/tmp/nerimb-quality"),
                         help="resume cache of per-run results (outside the repository)")
     parser.add_argument("--output", default=str(RESULTS / "quality"))
+    parser.add_argument("--no-restore", action="store_true",
+                        help="train every run not in --work, even those the --output .json already holds "
+                             "(by default a fresh cache is seeded from that file's runs)")
     parser.add_argument("--budget-note", default=BUDGET_NOTE,
                         help="how the grid was sized (written to the Markdown; --report-only rewrites it too)")
     parser.add_argument("--owed", default=OWED, help="what this run leaves out (written to the Markdown; "
@@ -1006,6 +1053,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                   if args.hf else [])
     corpus_sizes = load_corpora(list(dict.fromkeys(args.corpora + hf_corpora)))
     jobs = make_jobs(args, budgets)
+    if not args.no_restore:
+        settings = {"test_seed": TEST_SEED, "partition_seed": PARTITION_SEED, "gmb_split_seed": GMB_SPLIT_SEED,
+                    "test_size": args.test_size, "corpus_files": {c: CORPUS_FILES[c] for c in corpus_sizes}}
+        restored = restore_cache(jobs, Path(args.output + ".json"), Path(args.work), settings)
+        if restored:
+            print(f"{restored} runs restored into {args.work} from {args.output}.json", flush=True)
     print(f"{len(jobs)} runs ({len(args.methods)} CNN methods × {len(args.corpora)} corpora × "
           f"{len(args.sizes)} sizes (per-corpus: {args.corpus_sizes}) × {args.partitions} partitions{' + MiniLM peers' if args.hf else ''}); "
           f"data read in {time.perf_counter() - start:.0f} s", flush=True)
