@@ -35,6 +35,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import time
 import warnings
@@ -244,14 +245,14 @@ BUDGET_NOTE = (
     "cores (the resume log below lists them). With 2 parallel jobs one CNN run (200 steps × 16, 1000 "
     "test sentences) takes 10–30 s (about twice that for R-Drop's two passes), one MiniLM run a "
     "median of 3.5 min (ours, 2–7.5) or 4 min (Hugging Face, 2.5–11): 17 CNN methods × 5 corpora × "
-    "2 sizes × 3 partitions ≈ 2 h, the MiniLM rows ≈ 28 h (444 runs) in all. Some runs of 2026-12-04 "
-    "shared the 2 cores with a second invocation (3–4 processes), so their `train s` is inflated; scores "
-    "do not depend on it.")
+    "2 sizes × 3 partitions ≈ 2 h, the MiniLM rows ≈ 32 h (468 runs) in all. Some runs of 2026-12-04 "
+    "shared the 2 cores with a second invocation (3–4 processes), so their `train s` is inflated, and the "
+    "machine of 2026-12-07 ran MiniLM about 2.5× slower than that of 2026-12-05; scores do not depend on it.")
 OWED = ("MiniLM on Weibo (all-MiniLM-L6-v2's English vocabulary reads most of its characters as `[UNK]`, see "
         "Data, and no Chinese encoder is available offline); on MiniLM, R-Drop (behind a listener without a "
         "BiLSTM its two passes are identical) and, at n = 200, every method other than CE, focal, CE + sCR, "
-        "CRF and CRF + focal + sCR (CRF + focal on WNUT-17 and GMB only); the full training sets on a GPU "
-        "machine — not run within the time budget.")
+        "CRF, CRF + focal and CRF + focal + sCR (WCE-1, MoM and AUC-2T on WNUT-17 and GMB only); the full "
+        "training sets on a GPU machine — not run within the time budget.")
 WORKER_RUNS = 8  # runs (cached ones included) before a pool worker is replaced
 # slowest first, so the two workers finish together
 COST = {"crf_focal_rdrop": 0, "comauc2t": 1, "crf": 2, "auc2t": 3, "spacy_ner": 4}
@@ -976,6 +977,21 @@ def grid_rows(text: str) -> tuple:
     return (corpus, n), rows
 
 
+def stop_on_sigterm() -> None:
+    """Make ``kill`` stop an invocation like Ctrl-C, so its ``finally`` logs the runs it finished.
+
+    Pool workers forked from this process inherit the handler; in them it keeps the default exit.
+    """
+    main_pid = os.getpid()
+
+    def stop(signum: int, frame: Any) -> None:
+        if os.getpid() != main_pid:
+            os._exit(128 + signum)
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpora", nargs="+", default=list(CORPUS_FILES), choices=list(CORPUS_FILES))
@@ -1065,21 +1081,28 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     results = []
     # A fresh worker every few runs: a worker that trains run after run keeps growing (about 6 GB
     # after 15 MiniLM runs); every run seeds itself, so scores do not depend on the worker.
-    with get_context("fork").Pool(max(1, args.jobs), maxtasksperchild=WORKER_RUNS) as pool:
-        for r in pool.imap_unordered(run_cached, jobs):
-            results.append(r)
-            s = r["scores"]
-            took = "cached" if r["cached"] else f"run {r['wall_seconds']} s"
-            print(f"[{len(results)}/{len(jobs)} {time.perf_counter() - start:.0f}s] {r['corpus']} n={r['n']} "
-                  f"p={r['partition']} {r['method']}: macro {s['macro_f']:.4f} micro {s['micro_f']:.4f} "
-                  f"({took})", flush=True)
-    wall = time.perf_counter() - start
-    computed = sum(not r["cached"] for r in results)
     log_path = Path(args.work) / "invocations.jsonl"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("a") as log:
-        log.write(json.dumps({"command": command, "started": started, "wall_seconds": round(wall, 1),
-                              "runs_computed": computed, "runs_total": len(results)}) + "\n")
+    stop_on_sigterm()
+    try:
+        with get_context("fork").Pool(max(1, args.jobs), maxtasksperchild=WORKER_RUNS) as pool:
+            for r in pool.imap_unordered(run_cached, jobs):
+                results.append(r)
+                s = r["scores"]
+                took = "cached" if r["cached"] else f"run {r['wall_seconds']} s"
+                print(f"[{len(results)}/{len(jobs)} {time.perf_counter() - start:.0f}s] {r['corpus']} n={r['n']} "
+                      f"p={r['partition']} {r['method']}: macro {s['macro_f']:.4f} micro {s['micro_f']:.4f} "
+                      f"({took})", flush=True)
+    finally:
+        # logged even when stopped (Ctrl-C, kill): the runs it finished are in the cache and a later
+        # report uses them, so the report's history names the invocation that trained them
+        entry = {"command": command, "started": started, "wall_seconds": round(time.perf_counter() - start, 1),
+                 "runs_computed": sum(not r["cached"] for r in results), "runs_total": len(jobs)}
+        if len(results) < len(jobs):
+            entry["note"] = f"stopped after {len(results)} of its {len(jobs)} runs"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("a") as log:
+            log.write(json.dumps(entry) + "\n")
+    wall = time.perf_counter() - start
     invocations = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     results.sort(key=lambda r: (r["corpus"], r["n"], r["partition"], r["method"]))
     summary = summarise(results)
