@@ -525,15 +525,24 @@ def job_key(job: Dict[str, Any]) -> str:
 RUN_IDENTITY_META = ("test_seed", "partition_seed", "gmb_split_seed", "test_size", "corpus_files")
 
 
+def run_identity(test_size: int, corpora: Sequence[str]) -> Dict[str, Any]:
+    """The ``RUN_IDENTITY_META`` values of an invocation (written to its meta, checked on restore)."""
+    return {"test_seed": TEST_SEED, "partition_seed": PARTITION_SEED, "gmb_split_seed": GMB_SPLIT_SEED,
+            "test_size": test_size, "corpus_files": {c: CORPUS_FILES[c] for c in corpora}}
+
+
 def restore_cache(jobs: List[Dict[str, Any]], previous: Path, work: Path,
                   settings: Dict[str, Any]) -> int:
     """Seed the resume cache with ``previous``'s runs of these jobs; returns how many it wrote.
 
     A fresh machine has no cache, but the committed results file holds every run it reports: a
     job whose corpus, size, partition, method, spec, budget and seed match a run there, under the
-    same test sample and partition seeds (``settings``), is that run, so it is not trained again.
+    same test sample and partition seeds (``settings``, from ``run_identity``), is that run, so it is
+    not trained again.
     The earlier invocations are carried into the log too, so the report keeps their history.
     """
+    from spacy_nerimb.util import write_json_atomic, write_text_atomic
+
     if not previous.exists():
         return 0
     data = json.loads(previous.read_text())
@@ -553,14 +562,10 @@ def restore_cache(jobs: List[Dict[str, Any]], previous: Path, work: Path,
         run = known.get(json.dumps([job[f] for f in fields], sort_keys=True))
         if run is None or path.exists():
             continue
-        from spacy_nerimb.util import write_json_atomic
-
         write_json_atomic(path, {k: v for k, v in run.items() if k != "cached"})
         restored += 1
     log_path = work / "invocations.jsonl"
     if restored and not log_path.exists():
-        from spacy_nerimb.util import write_text_atomic
-
         write_text_atomic(log_path, "".join(json.dumps(i) + "\n" for i in meta.get("invocations", [])))
     return restored
 
@@ -1069,21 +1074,20 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                   if args.hf else [])
     corpus_sizes = load_corpora(list(dict.fromkeys(args.corpora + hf_corpora)))
     jobs = make_jobs(args, budgets)
+    identity = run_identity(args.test_size, list(corpus_sizes))
     if not args.no_restore:
-        settings = {"test_seed": TEST_SEED, "partition_seed": PARTITION_SEED, "gmb_split_seed": GMB_SPLIT_SEED,
-                    "test_size": args.test_size, "corpus_files": {c: CORPUS_FILES[c] for c in corpus_sizes}}
-        restored = restore_cache(jobs, Path(args.output + ".json"), Path(args.work), settings)
+        restored = restore_cache(jobs, Path(args.output + ".json"), Path(args.work), identity)
         if restored:
             print(f"{restored} runs restored into {args.work} from {args.output}.json", flush=True)
     print(f"{len(jobs)} runs ({len(args.methods)} CNN methods × {len(args.corpora)} corpora × "
           f"{len(args.sizes)} sizes (per-corpus: {args.corpus_sizes}) × {args.partitions} partitions{' + MiniLM peers' if args.hf else ''}); "
           f"data read in {time.perf_counter() - start:.0f} s", flush=True)
     results = []
-    # A fresh worker every few runs: a worker that trains run after run keeps growing (about 6 GB
-    # after 15 MiniLM runs); every run seeds itself, so scores do not depend on the worker.
     log_path = Path(args.work) / "invocations.jsonl"
     stop_on_sigterm()
     try:
+        # A fresh worker every few runs: a worker that trains run after run keeps growing (about 6 GB
+        # after 15 MiniLM runs); every run seeds itself, so scores do not depend on the worker.
         with get_context("fork").Pool(max(1, args.jobs), maxtasksperchild=WORKER_RUNS) as pool:
             for r in pool.imap_unordered(run_cached, jobs):
                 results.append(r)
@@ -1111,17 +1115,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         "command": command, "wall_seconds": round(wall, 1), "jobs": args.jobs, "machine": machine,
         "runs_total": len(results), "runs_cached": sum(r["cached"] for r in results),
         "run_seconds_total": round(sum(r.get("wall_seconds", 0.0) for r in results), 1),
-        "corpora": args.corpora, "corpus_files": {c: CORPUS_FILES[c] for c in corpus_sizes},
-        "corpus_sizes": corpus_sizes, "gmb_split_seed": GMB_SPLIT_SEED, "sizes": args.sizes,
+        "corpora": args.corpora, **identity, "corpus_sizes": corpus_sizes, "sizes": args.sizes,
         "corpus_sizes_override": {c: v for c, v in args.corpus_sizes.items() if c in args.corpora},
-        "partitions": args.partitions, "partition_seed": PARTITION_SEED, "test_size": args.test_size,
+        "partitions": args.partitions,
         "hf_partitions": args.hf_partitions, "hf_more_partitions_methods": args.hf_more_partitions_methods,
         "hf_core": [f"{c}:{n}" + (f":{k}" if k else "") for c, n, k in args.hf_core] if args.hf else [],
         "hf_row_partitions": {f"{c}:{n}:{k}": rows for (c, n, k), rows in args.hf_row_partitions}
         if args.hf else {},
         "hf_core_extra": {f"{c}:{n}": rows for (c, n), rows in args.hf_core_extra} if args.hf else {},
         "hf_grid": {f"{c}:{n}:{k}": rows for (c, n, k), rows in args.hf_grid} if args.hf else {},
-        "test_seed": TEST_SEED, "budgets": budgets if args.hf else {"cnn": budgets["cnn"]},
+        "budgets": budgets if args.hf else {"cnn": budgets["cnn"]},
         "methods": {m: {**({**METHODS, **HF_METHODS}[m]), "note": NOTES[m],
                         "loss_config": loss_config({**METHODS, **HF_METHODS}[m]["loss"])
                         if {**METHODS, **HF_METHODS}[m]["loss"] else None}
