@@ -23,7 +23,10 @@ Face token classification vs ``imbalanced_ner`` on the same MiniLM: every MiniLM
 and the rows that ``--hf-core`` / ``--hf-grid`` name on other corpora and sizes).
 
 Per-run results are cached as JSON in ``--work`` (default ``/tmp/nerimb-quality``), keyed by
-corpus/n/partition/method/budget/test sample, so an interrupted run continues where it stopped.
+corpus/n/partition/method/budget/test sample, so an interrupted run continues where it stopped
+(Ctrl-C or ``kill`` logs how far it got). A fresh cache is seeded from the runs of ``--output``'s
+JSON (the committed results), so a new machine trains only what that file lacks (``--no-restore``
+retrains).
 
     python benchmarks/quality.py --jobs 2                                   # the committed grid
     python benchmarks/quality.py --steps 5 --partitions 1 --test-size 50 \\
