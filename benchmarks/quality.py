@@ -247,14 +247,14 @@ BUDGET_NOTE = (
     "the grid grew in steps, each sized to the wall time left in a working session on the 2 shared "
     "cores (the resume log below lists them). With 2 parallel jobs one CNN run (200 steps × 16, 1000 "
     "test sentences) takes 10–30 s (about twice that for R-Drop's two passes), one MiniLM run a "
-    "median of 3.5 min (ours, 2–7.5) or 4 min (Hugging Face, 2.5–11): 17 CNN methods × 5 corpora × "
-    "2 sizes × 3 partitions ≈ 2 h, the MiniLM rows ≈ 32 h (468 runs) in all. Some runs of 2026-12-04 "
+    "median of 4 min (ours, 2–14, the longest on the slower machine of 2026-12-07; Hugging Face, 2.5–11): 17 CNN methods × 5 corpora × "
+    "2 sizes × 3 partitions ≈ 2 h, the MiniLM rows ≈ 35 h (486 runs) in all. Some runs of 2026-12-04 "
     "shared the 2 cores with a second invocation (3–4 processes), so their `train s` is inflated, and the "
     "machine of 2026-12-07 ran MiniLM about 2.5× slower than that of 2026-12-05; scores do not depend on it.")
 OWED = ("MiniLM on Weibo (all-MiniLM-L6-v2's English vocabulary reads most of its characters as `[UNK]`, see "
         "Data, and no Chinese encoder is available offline); on MiniLM, R-Drop (behind a listener without a "
-        "BiLSTM its two passes are identical) and, at n = 200, every method other than CE, focal, CE + sCR, "
-        "CRF, CRF + focal and CRF + focal + sCR (WCE-1, MoM and AUC-2T on WNUT-17 and GMB only); the full "
+        "BiLSTM its two passes are identical) and, at n = 200, every method other than CE, WCE-1, focal, "
+        "MoM(CE), AUC-2T, CE + sCR, CRF, CRF + focal and CRF + focal + sCR; the full "
         "training sets on a GPU machine — not run within the time budget.")
 WORKER_RUNS = 8  # runs (cached ones included) before a pool worker is replaced
 # slowest first, so the two workers finish together
@@ -911,6 +911,12 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
                                 f"{cmp(diagnostic, 'hf_minilm_ce', 'micro_f')})")
         peers = [p for p in PEERS if p in rows]
 
+        def partitions_of(method: str) -> str:
+            """How many partitions ``method``'s mean is over, when rows here differ in that (the
+            highest mean can then come from fewer partitions than its rivals')."""
+            counts = {len(r["partitions"]) for r in rows.values()}
+            return f" (mean over {len(rows[method]['partitions'])} partitions)" if len(counts) > 1 else ""
+
         def verdict(method: str) -> str:
             """Whether ``method`` beats every peer's macro F1 significantly (paired, p < 0.05)."""
             beats = []
@@ -923,14 +929,15 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
                     + ", ".join(f"`{p}`" for p, ok in zip(peers, beats) if not ok) + ")")
 
         if peers:
-            text.append(f". Verdict: our best CNN method here, `{best}`, {verdict(best)}")
+            text.append(f". Verdict: our best CNN method here, `{best}`{partitions_of(best)}, {verdict(best)}")
             if "hf_minilm_ce" in peers:
                 text.append(" (note: `hf_minilm_ce` has a pre-trained MiniLM encoder, our CNN methods a "
                             "CNN trained from scratch on the n sentences)")
         best_minilm = item.get("best_minilm_method_by_macro_mean")
         if best_minilm and peers:
             text.append(f". Verdict for MiniLM: our best MiniLM method here, `{best_minilm}` "
-                        f"{_ms(rows[best_minilm]['macro_f'])}, {verdict(best_minilm)} (vs `hf_minilm_ce`: "
+                        f"{_ms(rows[best_minilm]['macro_f'])}{partitions_of(best_minilm)}, "
+                        f"{verdict(best_minilm)} (vs `hf_minilm_ce`: "
                         f"{cmp(best_minilm, 'hf_minilm_ce')}; vs `spacy_ner`: {cmp(best_minilm, 'spacy_ner')})")
         out.append("".join(text) + ".\n")
     if meta.get("owed"):

@@ -58,3 +58,22 @@ def test_results_written_under_another_test_sample_restore_nothing(tmp_path, cap
     said = capsys.readouterr().out
     assert "test_size" in said and "corpus file of wnut17" in said
     assert quality.restore_cache(jobs, tmp_path / "missing.json", tmp_path, settings) == 0
+
+
+def test_verdicts_name_the_partition_count_where_rows_differ_in_it():
+    """A highest mean over fewer partitions than its rivals' is flagged in the Findings."""
+    quality = _quality()
+    data = json.loads(RESULTS.read_text())
+    report = quality.markdown(data["summary"], data["meta"], data["findings"])
+    lines = {line.split("**")[1]: line for line in report.splitlines() if line.startswith("- **") and ", n = " in line}
+    flagged = 0
+    for item in data["findings"]:
+        rows = {r["method"]: r for r in data["summary"] if (r["corpus"], r["n"]) == (item["corpus"], item["n"])}
+        line = lines[f"{item['corpus']}, n = {item['n']}"]
+        best = item["best_method_by_macro_mean"]
+        if len({len(r["partitions"]) for r in rows.values()}) > 1:
+            assert f"`{best}` (mean over {len(rows[best]['partitions'])} partitions)" in line
+            flagged += 1
+        else:
+            assert "mean over" not in line
+    assert 0 < flagged < len(data["findings"])
