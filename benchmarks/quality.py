@@ -245,12 +245,13 @@ NOTES = {
 }
 BUDGET_NOTE = (
     "the grid grew in steps, each sized to the wall time left in a working session on the 2 shared "
-    "cores (the resume log below lists them). With 2 parallel jobs one CNN run (200 steps × 16, 1000 "
-    "test sentences) takes 10–30 s (about twice that for R-Drop's two passes), one MiniLM run a "
-    "median of 4 min (ours, 2–14, the longest on the slower machine of 2026-12-07; Hugging Face, 2.5–11): 17 CNN methods × 5 corpora × "
-    "2 sizes × 3 partitions ≈ 2 h, the MiniLM rows ≈ 35 h (486 runs) in all. Some runs of 2026-12-04 "
-    "shared the 2 cores with a second invocation (3–4 processes), so their `train s` is inflated, and the "
-    "machine of 2026-12-07 ran MiniLM about 2.5× slower than that of 2026-12-05; scores do not depend on it.")
+    "cores (the resume log below lists them). With 2 parallel jobs one CNN run (200 steps × 16, 1000"
+    " test sentences) takes 10–30 s (about twice that for R-Drop's two passes), one MiniLM run a "
+    "median of 4 min (ours, 2–14, the longest on the slower machine of 2026-12-07; Hugging Face, "
+    "2.5–11): 17 CNN methods × 5 corpora × 2 sizes × 3 partitions ≈ 2 h, the MiniLM rows ≈ 35 h (486"
+    " runs) in all. Some runs of 2026-12-04 shared the 2 cores with a second invocation (3–4 "
+    "processes), so their `train s` is inflated, and the machine of 2026-12-07 ran MiniLM about 2.5×"
+    " slower than that of 2026-12-05; scores do not depend on it.")
 OWED = ("MiniLM on Weibo (all-MiniLM-L6-v2's English vocabulary reads most of its characters as `[UNK]`, see "
         "Data, and no Chinese encoder is available offline); on MiniLM, R-Drop (behind a listener without a "
         "BiLSTM its two passes are identical) and, at n = 200, every method other than CE, WCE-1, focal, "
@@ -911,11 +912,12 @@ def markdown(summary: List[Dict[str, Any]], meta: Dict[str, Any], found: List[Di
                                 f"{cmp(diagnostic, 'hf_minilm_ce', 'micro_f')})")
         peers = [p for p in PEERS if p in rows]
 
+        # where rows here differ in partition count, the highest mean can come from fewer partitions
+        # than its rivals': the verdicts then say how many
+        mixed_partitions = len({len(r["partitions"]) for r in rows.values()}) > 1
+
         def partitions_of(method: str) -> str:
-            """How many partitions ``method``'s mean is over, when rows here differ in that (the
-            highest mean can then come from fewer partitions than its rivals')."""
-            counts = {len(r["partitions"]) for r in rows.values()}
-            return f" (mean over {len(rows[method]['partitions'])} partitions)" if len(counts) > 1 else ""
+            return f" (mean over {len(rows[method]['partitions'])} partitions)" if mixed_partitions else ""
 
         def verdict(method: str) -> str:
             """Whether ``method`` beats every peer's macro F1 significantly (paired, p < 0.05)."""
