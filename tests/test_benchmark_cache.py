@@ -20,7 +20,7 @@ def _jobs_and_settings(quality, work, count=3):
     data = json.loads(RESULTS.read_text())
     meta = data["meta"]
     settings = {k: meta[k] for k in quality.RUN_IDENTITY_META}
-    jobs = [{**{k: copy.deepcopy(r[k]) for k in ("corpus", "n", "partition", "method", "spec", "budget", "seed")},
+    jobs = [{**{k: copy.deepcopy(r[k]) for k in quality.RUN_FIELDS},
              "train_idx": list(range(i, i + 5)), "test_idx": [0, 1, 2], "work": str(work)}
             for i, r in enumerate(data["runs"][:count])]
     return data, jobs, settings
