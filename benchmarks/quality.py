@@ -248,15 +248,15 @@ BUDGET_NOTE = (
     "cores (the resume log below lists them). With 2 parallel jobs one CNN run (200 steps × 16, 1000"
     " test sentences) takes 10–30 s (about twice that for R-Drop's two passes), one MiniLM run a "
     "median of 4 min (ours, 2–14, the longest on the slower machine of 2026-12-07; Hugging Face, "
-    "2.5–11): 17 CNN methods × 5 corpora × 2 sizes × 3 partitions ≈ 2 h, the MiniLM rows ≈ 38 h (510"
+    "2.5–11): 17 CNN methods × 5 corpora × 2 sizes × 3 partitions ≈ 2 h, the MiniLM rows ≈ 39 h (516"
     " runs) in all. Some runs of 2026-12-04 shared the 2 cores with a second invocation (3–4 "
     "processes), so their `train s` is inflated, and the machine of 2026-12-07 ran MiniLM about 2.5×"
     " slower than that of 2026-12-05; scores do not depend on it.")
 OWED = ("MiniLM on Weibo (all-MiniLM-L6-v2's English vocabulary reads most of its characters as `[UNK]`, see "
         "Data, and no Chinese encoder is available offline); on MiniLM, R-Drop (behind a listener without a "
-        "BiLSTM its two passes are identical) and, at n = 200, Dice, MoM(focal), COMAUC-2T and MoM(CE) "
-        "with λ = 0.5 / 0.9 on the four English corpora and WCE-2 and CE + sC / sCRD / nsCRD on AnatEM "
-        "and BC5CDR; the full training sets on a GPU machine — not run within the time budget.")
+        "BiLSTM its two passes are identical) and, at n = 200, Dice, MoM(focal) and MoM(CE) with "
+        "λ = 0.5 / 0.9 on the four English corpora and WCE-2, COMAUC-2T and CE + sC / sCRD / nsCRD on "
+        "AnatEM and BC5CDR; the full training sets on a GPU machine — not run within the time budget.")
 WORKER_RUNS = 8  # runs (cached ones included) before a pool worker is replaced
 # slowest first, so the two workers finish together
 COST = {"crf_focal_rdrop": 0, "comauc2t": 1, "crf": 2, "auc2t": 3, "spacy_ner": 4}
